@@ -1,0 +1,66 @@
+"""Shape checks, the mean denominator and the two reductions of the seed (``to_scalar_spec``,
+``mean_over``), plus the checks of the losses' hyper-parameters."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torchlean.errors import ParameterError, ShapeError, fmt_shape
+from torchlean.spec.core.context import Context, resolve_context
+
+__all__ = [
+    "check_delta",
+    "check_epsilon",
+    "check_same_shape",
+    "mean_denominator",
+    "mean_over",
+    "to_scalar_spec",
+]
+
+
+def check_same_shape(ctx: Context, predicted: Any, target: Any,
+                     names: tuple[str, str] = ("predicted", "target")) -> tuple[int, ...]:
+    """Require equal shapes (no broadcasting, as TorchLean's ``map2Spec``); return the shape."""
+    ps, ts = tuple(ctx.shape(predicted)), tuple(ctx.shape(target))
+    if ps != ts:
+        raise ShapeError(
+            f"`{names[1]}` must have the shape of `{names[0]}` {fmt_shape(ps)} "
+            f"(no broadcasting); got {fmt_shape(ts)}"
+        )
+    return ps
+
+
+def mean_denominator(shape: tuple[int, ...]) -> int:
+    """``max(size, 1)``, the totalized mean denominator: an empty tensor averages to 0."""
+    return max(math.prod(shape), 1)
+
+
+def mean_over(x: Any, shape: tuple[int, ...], /) -> Any:
+    """Mean of a scalar that came from summing a tensor of ``shape``: ``x / max(size, 1)``."""
+    return x / mean_denominator(tuple(shape))
+
+
+def to_scalar_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
+    """Sum of all elements, as a 0-d result of the input's library and dtype (0 when empty)."""
+    c, t, _ = resolve_context(ctx, x, x, ("x", "x"))
+    with c.scope():
+        return c.finish_value(c.sum(t))
+
+
+def _is_real_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def check_delta(delta: Any) -> float:
+    """Huber's ``delta`` must be a finite real number >= 0 (0 gives the MAE)."""
+    if not _is_real_number(delta) or not math.isfinite(delta) or delta < 0:
+        raise ParameterError(f"`delta` must be a finite number >= 0; got {delta!r}")
+    return delta
+
+
+def check_epsilon(epsilon: Any) -> float:
+    """``epsilon`` must be a real number in the open interval (0, 0.5)."""
+    if not _is_real_number(epsilon) or not (0 < epsilon < 0.5):
+        raise ParameterError(f"`epsilon` must be a number in (0, 0.5); got {epsilon!r}")
+    return epsilon

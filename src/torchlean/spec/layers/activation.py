@@ -1,0 +1,58 @@
+"""Softmax and log-softmax over the last axis (TorchLean's ``NN.Spec.Layers.Activation``).
+
+Both subtract a per-slice shift before ``exp`` (the slice maximum for floats, so nothing
+overflows: logits ``[1000, 0, -1000]`` give log-softmax ``[0, -1000, -2000]`` exactly). The real
+value does not depend on the shift, so exact semantics may skip it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchlean.errors import ShapeError, fmt_shape
+from torchlean.spec.core.context import Context, resolve_context
+
+__all__ = ["log_softmax", "log_softmax_spec", "softmax", "softmax_spec"]
+
+
+def _require_axis(ctx: Context, x: Any, name: str) -> None:
+    shape = ctx.shape(x)
+    if len(shape) == 0:
+        raise ShapeError(
+            f"`{name}` must have at least one axis (softmax runs over the last); "
+            f"got shape {fmt_shape(shape)}"
+        )
+
+
+def log_softmax(ctx: Context, x: Any) -> Any:
+    """``s - log(sum(exp(s)))`` over the last axis, ``s = x - shift``; on bound tensors."""
+    s = x - ctx.exp_shift(x, -1)
+    return s - ctx.log(ctx.sum(ctx.exp(s), axis=-1, keepdims=True))
+
+
+def softmax(ctx: Context, x: Any) -> Any:
+    """``exp(s) / sum(exp(s))`` over the last axis, ``s = x - shift``; on bound tensors."""
+    e = ctx.exp(x - ctx.exp_shift(x, -1))
+    return e / ctx.sum(e, axis=-1, keepdims=True)
+
+
+def softmax_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
+    """Softmax over the last axis: ``exp(x_i - m) / sum_j exp(x_j - m)``, ``m`` the slice max.
+
+    PyTorch: ``torch.softmax(x, dim=-1)``.
+    """
+    c, z, _ = resolve_context(ctx, x, x, ("x", "x"))
+    _require_axis(c, z, "x")
+    with c.scope():
+        return c.finish_deriv(softmax(c, z))
+
+
+def log_softmax_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
+    """Log-softmax over the last axis: ``(x_i - m) - log(sum_j exp(x_j - m))``.
+
+    PyTorch: ``torch.log_softmax(x, dim=-1)``.
+    """
+    c, z, _ = resolve_context(ctx, x, x, ("x", "x"))
+    _require_axis(c, z, "x")
+    with c.scope():
+        return c.finish_deriv(log_softmax(c, z))
