@@ -181,10 +181,16 @@ class ArrayContext:
         ok = xp.logical_and(s > 0, xp.isfinite(s))
         s_safe = xp.where(ok, s, self._arr(1.0))
         scaled = x / s_safe
-        return xp.where(ok, s * xp.sqrt(xp.sum(scaled * scaled)), xp.sqrt(xp.sum(x * x)))
+        # 0, inf and nan maxima are their own norms.
+        return xp.where(ok, s_safe * xp.sqrt(xp.sum(scaled * scaled)), s)
 
     def exp_shift(self, x: Any, axis: int) -> Any:
         xp = self.xp
+        if x.shape[axis] == 0:
+            # Empty slices have no maximum (xp.max raises); any constant does.
+            shape = list(x.shape)
+            shape[axis] = 1
+            return xp.zeros(tuple(shape), dtype=self.work_dtype, device=self.device)
         m = xp.max(x, axis=axis, keepdims=True)
         # An infinite slice maximum would turn finite entries into nan; any finite shift keeps
         # the value, so fall back to 0 there.
@@ -238,7 +244,8 @@ def _check_block(block: np.ndarray, _arg: str, _lo: float | None, _hi: float | N
 
 def _raise_domain(x: np.ndarray | None, name: str, lo: float | None, hi: float | None,
                   what: str) -> None:
-    rng = f"[{'-inf' if lo is None else lo:g}, {'inf' if hi is None else hi:g}]"
+    # Both ends as floats: an open end prints as -inf / inf under the same `:g` format.
+    rng = f"[{-np.inf if lo is None else lo:g}, {np.inf if hi is None else hi:g}]"
     msg = f"`{name}` must lie in {rng} for {what}"
     if x is not None:
         bad = np.zeros(x.shape, dtype=bool)
@@ -247,7 +254,7 @@ def _raise_domain(x: np.ndarray | None, name: str, lo: float | None, hi: float |
         if hi is not None:
             bad |= x > hi
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        msg += f"; got {x[idx]!r} at index {idx}"
+        msg += f"; got {float(x[idx])!r} at index {idx}"
     raise DomainError(msg + " (pass check_domain=False to skip this check)")
 
 

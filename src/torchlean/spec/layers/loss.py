@@ -164,9 +164,10 @@ def huber_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
     c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
         dl = c.const(delta)
-        d = p - t
-        a = c.abs(d)
-        h = c.where(c.lt(a, dl), d * d / (2 * dl), a - dl / 2)
+        a = c.abs(p - t)
+        # min(|d|, delta) keeps the discarded quadratic branch from overflowing.
+        m = c.minimum(a, dl)
+        h = c.where(c.lt(a, dl), m * m / (2 * dl), a - dl / 2)
         return c.finish_value(mean_over(c.sum(h), shape))
 
 
@@ -233,7 +234,10 @@ def cross_entropy_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float =
     with c.scope():
         _, eps, hi = _clip_probability(c, p, epsilon)
         inside = c.logical_and(c.lt(eps, p), c.lt(p, hi))
-        g = c.where(inside, -t / p, 0)
+        # The clamped q equals p where the branch is taken; elsewhere it keeps the discarded
+        # branch finite (no division by zero, no NaN gradients through `where`).
+        q, _, _ = _clip_probability(c, p, epsilon)
+        g = c.where(inside, -t / q, 0)
         return c.finish_deriv(mean_over(_keep_nan(c, g, p, t), shape))
 
 
@@ -360,8 +364,10 @@ def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = E
                            ctx: Context | Any = None) -> Any:
     """Cosine-similarity loss over the WHOLE tensor (one vector; no mean).
 
-    value: ``1 - (p . t) / (max(||p||, eps) * max(||t||, eps))``; derivative:
-    :func:`cosine_similarity_deriv_spec`. An empty tensor gives 1.
+    value: ``1 - (p . t) / (max(||p||, eps) * max(||t||, eps))``, evaluated as
+    ``1 - sum(u * v)`` with ``u = p / max(||p||, eps)``, ``v = t / max(||t||, eps)`` so no
+    intermediate overflows; derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor
+    gives 1.
 
     PyTorch: ``1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)``.
     """
@@ -369,8 +375,10 @@ def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = E
     c, p, t, _ = _begin(ctx, predicted, target)
     with c.scope():
         eps = c.const(epsilon)
-        denom = c.maximum(c.norm(p), eps) * c.maximum(c.norm(t), eps)
-        return c.finish_value(1 - c.sum(p * t) / denom)
+        # Normalise before the dot product: p.t itself may overflow when the cosine does not.
+        u = p / c.maximum(c.norm(p), eps)
+        v = t / c.maximum(c.norm(t), eps)
+        return c.finish_value(1 - c.sum(u * v))
 
 
 def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -380,7 +388,9 @@ def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: flo
     With ``P = ||p||``, ``T = max(||t||, eps)``: where ``P > eps``,
     ``((p . t) / P**2 * p - t) / (P * T)``, i.e. ``(p . t) / (P**3 T) p - t / (P T)``;
     where ``P <= eps`` the norm is clamped, so the radial term vanishes: ``-t / (eps * T)``.
-    Kink at ``P = eps``: the clamped-side derivative is chosen.
+    Kink at ``P = eps``: the clamped-side derivative is chosen. Evaluated in unit-free form,
+    ``u = p / max(P, eps)``, ``v = t / T``: ``((u . v) u - v) / P`` or ``-v / eps``, so no
+    intermediate overflows.
 
     The seed's docstring shows ``||p||**2`` in the first coefficient; the derivative of the value
     has ``||p||**3`` (with ``||p||**2`` the result is not even orthogonal to ``p`` when the
@@ -394,10 +404,13 @@ def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: flo
     with c.scope():
         eps = c.const(epsilon)
         pn, tn = c.norm(p), c.norm(t)
-        big_t = c.maximum(tn, eps)
-        dot = c.sum(p * t)
-        g = c.where(c.lt(eps, pn), (dot / (pn * pn) * p - t) / (pn * big_t), -t / (eps * big_t))
-        return c.finish_deriv(_keep_nan(c, g, pn, tn, dot))
+        big_p, big_t = c.maximum(pn, eps), c.maximum(tn, eps)
+        # In unit-free form, u = p / P, v = t / T: ((u.v) u - v) / P where P > eps, else
+        # -v / eps (= -v / P there); nothing of the size of p.t is ever formed.
+        u, v = p / big_p, t / big_t
+        cos = c.sum(u * v)
+        g = c.where(c.lt(eps, pn), cos * u - v, -v) / big_p
+        return c.finish_deriv(_keep_nan(c, g, pn, tn, cos))
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,7 +433,9 @@ def log_cosh_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) 
     c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
         a = c.abs(p - t)
-        small = c.log1p(c.expm1(a) * -c.expm1(-a) / 2)
+        # b = min(a, 1) equals a where the small branch is taken and keeps expm1 finite.
+        b = c.minimum(a, 1)
+        small = c.log1p(c.expm1(b) * -c.expm1(-b) / 2)
         large = a + c.log1p(c.expm1(-2 * a) / 2)
         return c.finish_value(mean_over(c.sum(c.where(c.lt(a, 1), small, large)), shape))
 
@@ -446,9 +461,10 @@ def _bce(c: Context, p: Any, t: Any, epsilon: float) -> Any:
 
 
 def _bce_deriv(c: Context, p: Any, t: Any, epsilon: float) -> Any:
-    _, eps, hi = _clip_probability(c, p, epsilon)
+    q, eps, hi = _clip_probability(c, p, epsilon)
     inside = c.logical_and(c.lt(eps, p), c.lt(p, hi))
-    return _keep_nan(c, c.where(inside, (p - t) / (p * (1 - p)), 0), p, t)
+    # q equals p on the branch taken; it keeps the discarded branch finite.
+    return _keep_nan(c, c.where(inside, (q - t) / (q * (1 - q)), 0), p, t)
 
 
 def _check_probabilities(c: Context, t: Any, check_domain: bool, what: str) -> Any:
