@@ -1,0 +1,340 @@
+"""The interval semantics: python-flint ``arb`` balls, rigorous enclosures.
+
+Tensors are NumPy object arrays of arb balls: :func:`box` makes balls that contain given
+``[lo, hi]`` ranges, :func:`point` (= :func:`tensor`) exact point balls, and :func:`bounds`
+reads any result back as float64 bounds rounded outward. The promise is soundness: for every
+point of the input boxes, the true real value of a loss (or derivative) at that point lies in
+the result's ball.
+
+How each operation keeps that promise, and how tight it stays:
+
+- Arithmetic is arb's, at a working precision of 80 bits (``IntervalContext(prec=...)`` for
+  another): rounding errors are folded into the radius, so a point input gives a result about
+  one float64 ulp wide after :func:`bounds`, and the extra bits keep long formulas from widening
+  it. arb's products treat the two factors as independent, so ``d * d`` over a ball straddling
+  0 is wider than the true square (dependency; the enclosure stays sound).
+- Comparisons are three-valued: True or False when certain for the whole balls, undecided
+  otherwise. ``where`` with an undecided condition returns the union hull of both branches, so a
+  box that straddles a branch point gives a sound but wider result.
+- ``maximum``/``minimum`` are monotone (lower end of the result = max of the lower ends, upper
+  end = max of the upper ends) and return an operand unchanged when the order is certain, so a
+  box wholly inside the clamped region of a clamp gives the clamp's value exactly.
+- ``abs`` and ``sign`` are tight: ``abs`` of a ball straddling 0 is ``[0, max|x|]`` (arb's own
+  keeps the radius), ``sign`` of it is the hull ``[-1, 1]`` (``[0, 1]`` when it only touches 0
+  from above).
+- ``sqrt`` (and ``norm`` = ``sqrt(sum(x**2))``, with tight squares) clamps the lower end at 0
+  first, so a ball that straddles 0 only through rounding still has a square root.
+- ``exp_shift`` is a point (the largest finite midpoint of the slice): a point shift is exact,
+  so it costs no width.
+- ``check_range`` raises only for a ball wholly outside the range.
+- A ball with a nan midpoint means "no information" (nan input, or a value arb cannot bound,
+  such as division by a ball containing 0); :func:`bounds` reports it as nan.
+
+Floats convert exactly (every double is an arb point), so ``EPSILON`` is the double nearest to
+1e-6, as in the float and precise semantics; a Fraction becomes a tight ball around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import flint
+import numpy as np
+from flint import arb
+
+from torchlean.contexts._object import ObjectContext
+from torchlean.errors import ParameterError, ShapeError
+
+__all__ = ["CONTEXT", "DEFAULT_PREC", "IntervalContext", "bounds", "box", "point", "tensor"]
+
+#: working precision in bits: above float64's 53 so that point enclosures stay about 1 ulp wide
+DEFAULT_PREC = 80
+
+_NAN = arb("nan")
+_ZERO = arb(0)
+_ONE = arb(1)
+
+
+@contextlib.contextmanager
+def _working_prec(bits: int) -> Iterator[None]:
+    old = flint.ctx.prec
+    flint.ctx.prec = bits
+    try:
+        yield
+    finally:
+        flint.ctx.prec = old
+
+
+def _hull(a: arb, b: arb) -> arb:
+    """A ball containing both balls and everything between them."""
+    return arb.union(a, b)
+
+
+class IntervalContext(ObjectContext):
+    """Context over arb balls at ``prec`` bits."""
+
+    name = "interval"
+    kind = "arb balls"
+    scalar_type = arb
+
+    def __init__(self, prec: int = DEFAULT_PREC) -> None:
+        if not isinstance(prec, int) or isinstance(prec, bool) or prec < 2:
+            raise ParameterError(f"`prec` must be an integer number of bits >= 2; got {prec!r}")
+        self.prec = prec
+
+    def __repr__(self) -> str:
+        return f"IntervalContext(prec={self.prec})"
+
+    def _converting(self) -> contextlib.AbstractContextManager[Any]:
+        return _working_prec(self.prec)
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return _working_prec(self.prec)
+
+    # -- conversion -----------------------------------------------------------------------------
+    def _from_int(self, v: int) -> arb:
+        return arb(v)
+
+    def _from_float(self, v: float | np.floating) -> arb:
+        f = float(v)
+        if math.isnan(f):
+            return _NAN
+        return arb(f)
+
+    def _from_fraction(self, v: Fraction) -> arb:
+        return arb(flint.fmpq(v.numerator, v.denominator))
+
+    def _from_other(self, v: Any) -> arb | None:
+        if getattr(v, "is_Rational", False):  # sympy Rational / Integer
+            return self._from_fraction(Fraction(int(v.p), int(v.q)))
+        mpf = getattr(v, "_mpf_", None)
+        if mpf is not None and (type(v).__module__ or "").startswith(("mpmath", "sympy")):
+            # mpf and sympy Float are binary numbers: convert them exactly.
+            sign, man, exp, _ = mpf
+            if not man:
+                return self._from_float(float(v))
+            return arb(flint.arf((-int(man) if sign else int(man), int(exp))))
+        return None
+
+    # -- branches: three-valued (True, False, or None when undecided) --------------------------
+    def _lt1(self, a: arb, b: arb) -> bool | None:
+        if a < b:
+            return True
+        if a >= b:
+            return False
+        return None
+
+    def _le1(self, a: arb, b: arb) -> bool | None:
+        if a <= b:
+            return True
+        if a > b:
+            return False
+        return None
+
+    def _and1(self, a: Any, b: Any) -> bool | None:
+        if (a is not None and not a) or (b is not None and not b):
+            return False
+        if a is None or b is None:
+            return None
+        return True
+
+    def _isnan1(self, x: arb) -> bool:
+        return bool(x.is_nan())
+
+    def _where1(self, c: Any, a: arb, b: arb) -> arb:
+        if c is None:
+            return _hull(a, b)
+        return a if c else b
+
+    def _max1(self, a: arb, b: arb) -> arb:
+        if a.is_nan() or b.is_nan():
+            return _NAN
+        if a >= b:
+            return a
+        if b >= a:
+            return b
+        lo = a.lower() if a.lower() >= b.lower() else b.lower()
+        hi = a.upper() if a.upper() >= b.upper() else b.upper()
+        return _hull(lo, hi)
+
+    def _min1(self, a: arb, b: arb) -> arb:
+        if a.is_nan() or b.is_nan():
+            return _NAN
+        if a <= b:
+            return a
+        if b <= a:
+            return b
+        lo = a.lower() if a.lower() <= b.lower() else b.lower()
+        hi = a.upper() if a.upper() <= b.upper() else b.upper()
+        return _hull(lo, hi)
+
+    # -- functions ------------------------------------------------------------------------------
+    def _abs1(self, x: arb) -> arb:
+        if x.is_nan() or x >= 0:
+            return x
+        if x <= 0:
+            return -x
+        return _hull(_ZERO, x.abs_upper())
+
+    def _sign1(self, x: arb) -> arb:
+        if x.is_nan():
+            return _NAN
+        if x > 0:
+            return _ONE
+        if x < 0:
+            return -_ONE
+        if x.is_zero():
+            return _ZERO
+        if x >= 0:
+            return _hull(_ZERO, _ONE)
+        if x <= 0:
+            return _hull(-_ONE, _ZERO)
+        return _hull(-_ONE, _ONE)
+
+    def _exp1(self, x: arb) -> arb:
+        return x.exp()
+
+    def _expm1_1(self, x: arb) -> arb:
+        return x.expm1()
+
+    def _log1(self, x: arb) -> arb:
+        return x.log()
+
+    def _log1p1(self, x: arb) -> arb:
+        return x.log1p()
+
+    def _sqrt1(self, x: arb) -> arb:
+        if x.is_nan() or x < 0:
+            return _NAN
+        return x.nonnegative_part().sqrt()
+
+    def _tanh1(self, x: arb) -> arb:
+        return x.tanh()
+
+    # -- reductions -----------------------------------------------------------------------------
+    def _sum1(self, xs: list[Any]) -> arb:
+        total = _ZERO
+        for x in xs:
+            total = total + x
+        return total
+
+    def _square(self, x: arb) -> arb:
+        """A tight enclosure of ``x**2`` from the ends of ``|x|`` (arb's ``x * x`` is not)."""
+        if x.is_nan():
+            return _NAN
+        ax = self._abs1(x)
+        lo, hi = ax.lower(), ax.upper()
+        if lo < 0:  # |x| >= 0 even where the ball's rounding says otherwise
+            lo = _ZERO
+        return _hull(lo * lo, hi * hi)
+
+    def _norm1(self, xs: list[Any]) -> arb:
+        return self._sqrt1(self._sum1([self._square(x) for x in xs]))
+
+    def _shift1(self, xs: list[Any]) -> arb:
+        mids = [x.mid() for x in xs if x.is_finite()]
+        if not mids:
+            return _ZERO
+        best = mids[0]
+        for m in mids[1:]:
+            if m > best:
+                best = m
+        return best
+
+    def _outside1(self, x: arb, lo: Any, hi: Any) -> bool:
+        return bool((lo is not None and x < lo) or (hi is not None and x > hi))
+
+
+#: The interval semantics (``ctx=torchlean.contexts.interval`` selects it; 80 bits).
+CONTEXT = IntervalContext()
+
+
+def point(values: Any) -> np.ndarray:
+    """``values`` as an object array of point balls (0-d for a scalar).
+
+    Floats and integers are exact points; a Fraction becomes a tight ball around it.
+    """
+    with CONTEXT._converting():
+        return CONTEXT._convert(values, "values")
+
+
+#: Context tensors from numbers: the same as :func:`point`.
+tensor = point
+
+
+def box(lo: Any, hi: Any) -> np.ndarray:
+    """An object array of balls, each containing the range ``[lo_i, hi_i]`` (0-d for scalars).
+
+    ``lo`` and ``hi`` must have one shape (ShapeError) and satisfy ``lo <= hi`` elementwise
+    (ParameterError; nan is refused: use :func:`point` for a nan input).
+    """
+    with CONTEXT._converting():
+        a, b = CONTEXT._convert(lo, "lo"), CONTEXT._convert(hi, "hi")
+        if a.shape != b.shape:
+            raise ShapeError(f"`hi` must have the shape of `lo` {a.shape}; got {b.shape}")
+        out = np.empty(a.shape, dtype=object)
+        for idx in np.ndindex(a.shape):
+            x, y = a[idx], b[idx]
+            if x.is_nan() or y.is_nan() or x > y:
+                at = f" at index {idx}" if idx else ""
+                raise ParameterError(
+                    f"`lo` must be <= `hi` (and not nan){at}; got lo={_show(x)}, hi={_show(y)}"
+                )
+            out[idx] = x if x.is_exact() and x == y else _hull(x, y)
+        return out
+
+
+def _show(x: arb) -> str:
+    return "nan" if x.is_nan() else repr(float(x.mid()))
+
+
+def _float_down(v: arb) -> float:
+    """The largest float64 <= the exact arb ``v``."""
+    f = float(v)
+    if math.isnan(f):
+        return f
+    if math.isinf(f):
+        # float() overflowed: a finite v above the float range rounds down to the largest float.
+        return sys.float_info.max if f > 0 and v.is_finite() else f
+    if arb(f) > v:
+        return math.nextafter(f, -math.inf)
+    g = math.nextafter(f, math.inf)
+    return g if arb(g) <= v else f
+
+
+def _float_up(v: arb) -> float:
+    """The smallest float64 >= the exact arb ``v``."""
+    return -_float_down(-v)
+
+
+def _ends(x: Any) -> tuple[float, float]:
+    if not isinstance(x, arb):
+        x = CONTEXT._scalar(x)
+    if x.is_nan():
+        return math.nan, math.nan
+    with _working_prec(max(CONTEXT.prec, flint.ctx.prec)):
+        return _float_down(x.lower()), _float_up(x.upper())
+
+
+def bounds(x: Any) -> tuple[Any, Any]:
+    """``(lo, hi)``: float64 bounds of every ball of ``x``, rounded outward (``lo`` down,
+    ``hi`` up), so ``lo <= value <= hi`` for every real value the ball contains.
+
+    NumPy float64 arrays for an array, Python floats for a scalar or 0-d array; nan (both ends)
+    for a ball with a nan midpoint, which carries no information.
+    """
+    if not isinstance(x, np.ndarray):
+        return _ends(x)
+    if x.ndim == 0:
+        return _ends(x[()])
+    lo = np.empty(x.shape, dtype=np.float64)
+    hi = np.empty(x.shape, dtype=np.float64)
+    for idx in np.ndindex(x.shape):
+        lo[idx], hi[idx] = _ends(x[idx])
+    return lo, hi
+
