@@ -578,14 +578,25 @@ def _task(name: str) -> Task:
     raise AssertionError(name)
 
 
+def _zero_last_layer(model: nn.Module) -> None:
+    """Start every model from a zero output layer, so the first loss is the uninformed one
+    (hinge 1, BCE log 2, ...) rather than whatever a lucky initialisation gives."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+
+
 #: the loss (its excess over the task's floor) must fall below its start / FACTOR
-FACTOR = 10.0
+FACTOR = 20.0
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_training_reduces_the_loss(name: str) -> None:
     torch.manual_seed(0)
     model, x, y, floor = _task(name)
+    if name != "cosine_similarity":  # (zero output: ||p|| = 0, the clamped corner)
+        _zero_last_layer(model)
     crit = tlt.SpecLoss(name)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     start = loss = crit(model(x), y).item() - floor
