@@ -41,7 +41,10 @@ def shortest_decimal(v: float | np.floating) -> Fraction:
     ``0.1`` -> 1/10, ``1e-6`` -> 1/1000000; a NumPy float32 uses its own shortest digits, so
     ``np.float32(0.1)`` also reads as 1/10. ``v`` must be finite.
     """
-    text = repr(v) if isinstance(v, float) else np.format_float_scientific(v, unique=True)
+    if isinstance(v, np.floating) and not isinstance(v, np.float64):
+        text = np.format_float_scientific(v, unique=True)
+    else:
+        text = repr(float(v))
     return Fraction(text)
 
 
@@ -332,7 +335,7 @@ class ObjectContext:
         hi_s = None if hi is None else self._scalar(hi)
         for idx, v in _enumerate(arr):
             if self._outside1(v, lo_s, hi_s):
-                rng = f"[{'-inf' if lo is None else lo:g}, {'inf' if hi is None else hi:g}]"
+                rng = f"[{-math.inf if lo is None else lo:g}, {math.inf if hi is None else hi:g}]"
                 raise DomainError(
                     f"`{name}` must lie in {rng} for {what}; got {v!r} at index {idx} "
                     "(pass check_domain=False to skip this check)"
