@@ -1,0 +1,166 @@
+"""Losses over chunked Dask arrays: lazy, chunk-preserving, on the threaded scheduler and on a
+``distributed.LocalCluster`` over loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+import torchlean  # noqa: E402
+from torchlean import LOSSES, DomainError  # noqa: E402
+
+SHAPE, CHUNKS = (6, 4), (3, 2)  # chunked along both axes, the softmax axis included
+
+
+def _pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """NumPy inputs in the loss's domain (probabilities where it takes them, labels for hinge,
+    counts for poisson)."""
+    rng = np.random.default_rng(7)
+    p = rng.uniform(0.05, 0.95, SHAPE)
+    t = rng.uniform(0.0, 1.0, SHAPE)
+    if name == "hinge":
+        t = np.where(t > 0.5, 1.0, -1.0)
+    elif name == "poisson":
+        t = rng.poisson(2.0, SHAPE).astype(np.float64)
+    return p, t
+
+
+class _Counter:
+    """Counts the blocks a Dask graph materialises (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.n += 1
+        return block
+
+
+def _lazy(x: np.ndarray, counter: _Counter | None = None) -> Any:
+    a = da.from_array(x, chunks=CHUNKS)
+    if counter is None:
+        return a
+    # `meta` given, so Dask need not call the function on an empty block to infer it
+    return a.map_blocks(counter, meta=np.empty((0,) * a.ndim, dtype=a.dtype))
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_value_is_lazy_scalar_and_derivative_keeps_chunks(name: str) -> None:
+    p, t = _pair(name)
+    counter = _Counter()
+    dp, dt = _lazy(p, counter), _lazy(t, counter)
+    v, g = torchlean.value_and_deriv(name, dp, dt)
+    assert counter.n == 0, "building the loss computed blocks"
+    assert isinstance(v, da.Array) and v.shape == () and v.dtype == np.float64
+    assert isinstance(g, da.Array) and g.chunks == dp.chunks
+    # origin: the same spec on the NumPy arrays (float64); chunked sums only reorder additions
+    want_v, want_g = torchlean.value_and_deriv(name, p, t)
+    got_v, got_g = dask.compute(v, g, scheduler="threads")
+    assert counter.n > 0
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-14)
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", ["mse", "cross_entropy_logits", "cosine_similarity"])
+def test_float32_chunks_stay_float32(name: str) -> None:
+    p, t = (x.astype(np.float32) for x in _pair(name))
+    v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))
+    assert v.dtype == np.float32 and g.dtype == np.float32
+    assert g.chunks == _lazy(p).chunks
+    want_v, want_g = torchlean.value_and_deriv(name, p, t)
+    got_v, got_g = dask.compute(v, g, scheduler="threads")
+    assert got_v.dtype == np.float32 and got_g.dtype == np.float32
+    # float64 inside, rounded once: the chunked sum may differ from NumPy's in the last bit
+    np.testing.assert_allclose(got_v, want_v, rtol=2 ** -23)
+    np.testing.assert_allclose(got_g, want_g, rtol=2 ** -23)
+
+
+def test_many_chunks_stay_many_chunks() -> None:
+    # a rectangular grid of 40 x 1 chunks: the derivative keeps it, the value is one reduction;
+    # mse = 1/n sum((0.5 x)^2) with d = 0.5 x (hand derivation)
+    x = da.arange(4000.0, chunks=100).reshape(400, 10).rechunk((10, 10))
+    v, g = torchlean.value_and_deriv("mse", x, 0.5 * x)
+    assert g.chunks == x.chunks and len(g.chunks[0]) == 40
+    n = 4000
+    want = sum((0.5 * k) ** 2 for k in range(n)) / n
+    np.testing.assert_allclose(v.compute(scheduler="threads"), want, rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["poisson", "binary_cross_entropy"])
+def test_domain_check_is_lazy_and_raises_at_compute(name: str) -> None:
+    p, t = _pair(name)
+    t[5, 3] = -1.0  # outside [0, inf) and [0, 1]: in the last chunk only
+    v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))  # no error yet
+    with pytest.raises(DomainError, match=r"`target` must lie in .*got -1\.0 at index \(2, 1\)"):
+        v.compute(scheduler="threads")
+    with pytest.raises(DomainError, match="`target` must lie in"):
+        g.compute(scheduler="threads")
+    # the documented switch turns the check off
+    v, _ = torchlean.value_and_deriv(name, _lazy(p), _lazy(t), check_domain=False)
+    assert np.isfinite(v.compute(scheduler="threads"))
+
+
+def test_nan_in_one_chunk_reaches_the_value_and_only_its_derivative_elements() -> None:
+    p, t = _pair("mse")
+    p[0, 0] = np.nan
+    v, g = torchlean.value_and_deriv("mse", _lazy(p), _lazy(t))
+    got_v, got_g = dask.compute(v, g, scheduler="threads")
+    assert np.isnan(got_v)
+    assert np.isnan(got_g[0, 0]) and np.isfinite(np.delete(got_g.ravel(), 0)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# distributed.LocalCluster on loopback
+# --------------------------------------------------------------------------------------------
+
+
+def _cluster(processes: bool, n_workers: int) -> Any:
+    kwargs: dict[str, Any] = {}
+    if not processes:
+        # in-process workers default to the inproc:// transport; ask for TCP on loopback
+        kwargs["protocol"] = "tcp"
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                    processes=processes, host="127.0.0.1",
+                                    dashboard_address=None, **kwargs)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param((False, 1), id="threads_in_process"),
+        pytest.param((True, 2), id="two_worker_processes"),
+    ],
+)
+def client(request: pytest.FixtureRequest) -> Iterator[Any]:
+    processes, n_workers = request.param
+    with _cluster(processes, n_workers) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_local_cluster_matches_numpy(client: Any, name: str) -> None:
+    p, t = _pair(name)
+    v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))
+    got_v, got_g = client.gather(client.compute([v, g]))
+    # origin: the same spec on the NumPy arrays (float64)
+    want_v, want_g = torchlean.value_and_deriv(name, p, t)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-14)
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-14, atol=1e-300)
+
+
+def test_local_cluster_domain_error_reaches_the_client(client: Any) -> None:
+    p, t = _pair("poisson")
+    t[0, 0] = -3.0
+    v, _ = torchlean.value_and_deriv("poisson", _lazy(p), _lazy(t))
+    with pytest.raises(DomainError, match=r"got -3\.0 at index \(0, 0\)"):
+        client.compute(v).result()
