@@ -35,27 +35,28 @@ class Oracle:
         self.source = "torchlean.contexts.precise"
 
     @contextlib.contextmanager
-    def _digits(self) -> Iterator[None]:
+    def digits(self) -> Iterator[None]:
+        """mpmath arithmetic at the oracle's precision inside the block."""
         with self._mp.workdps(self.dps):
             yield
 
     # -- numbers ---------------------------------------------------------------------------------
     def mpf(self, v: Any) -> Any:
         """A number (float read exactly, or a decimal string) as a 50-digit mpf."""
-        with self._digits():
+        with self.digits():
             return self._mp.mpf(v)
 
     def sqrt(self, v: Any) -> Any:
-        with self._digits():
+        with self.digits():
             return self._mp.sqrt(v)
 
     def fsum(self, values: Iterable[Any]) -> Any:
-        with self._digits():
+        with self.digits():
             return self._mp.fsum(values)
 
     def const(self, v: float) -> Any:
         """The oracle semantics' own reading of a parameter (``eps`` as the decimal 10**-6)."""
-        with self._digits():
+        with self.digits():
             return _scalar(self.module.CONTEXT.const(v))
 
     def tensor(self, values: Any) -> Any:
@@ -65,13 +66,13 @@ class Oracle:
     # -- spec evaluation -------------------------------------------------------------------------
     def value(self, fn: Callable[..., Any], p: Any, t: Any, params: Mapping[str, Any]) -> Any:
         """``fn(p, t)`` at 50 digits, as an mpf (NaN where the spec gives NaN)."""
-        with self._digits():
+        with self.digits():
             return _scalar(fn(self.tensor(p), self.tensor(t), ctx=self.module, **params))
 
     def deriv(self, fn: Callable[..., Any], p: Any, t: Any,
               params: Mapping[str, Any]) -> np.ndarray:
         """``fn(p, t)`` at 50 digits, as an object array of mpf of the shape of ``p``."""
-        with self._digits():
+        with self.digits():
             g = fn(self.tensor(p), self.tensor(t), ctx=self.module, **params)
             return np.vectorize(_scalar, otypes=[object])(np.asarray(g, dtype=object))
 
@@ -99,7 +100,8 @@ def ulps(computed: float, exact: Any, dtype: Any) -> float:
     if c_nan or e_nan:
         return 0.0 if c_nan and e_nan else math.inf
     # the rounding of exact to dtype (through float64: only the spacing uses it)
-    r = np.asarray(float(exact)).astype(dtype) if not mpmath.isinf(exact) else None
+    with np.errstate(over="ignore"):
+        r = np.asarray(float(exact)).astype(dtype) if not mpmath.isinf(exact) else None
     if r is None or math.isinf(float(r)):
         limit = mpmath.mpf(float(info.max)) * (1 + mpmath.mpf(2) ** -(info.nmant + 1))
         rounds_to_inf = mpmath.isinf(exact) or abs(exact) >= limit

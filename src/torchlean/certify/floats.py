@@ -1,0 +1,120 @@
+"""Check (d): float64 and float32 results against the 50-digit oracle, in ulps.
+
+Over the plan's edge-case suite (tiny and huge residuals, probabilities at and next to ``eps``,
+``1 - eps`` and 1, large logits, near-zero and huge vectors, NaN), the value and every
+derivative element computed by the arrays semantics on NumPy inputs of each dtype are compared
+with the same spec evaluated at 50 digits on the same (exactly converted) inputs:
+
+    ulps = |computed - exact| / spacing(exact rounded to the dtype)
+
+A derivative element whose input lies within one ulp of a jump of the derivative (a kink that
+the float semantics places one rounding away, such as ``p = fl(1 - eps)``) passes when it
+matches the exact derivative at the neighbouring float on either side; such elements are
+counted as "beside a jump". NaN against NaN, and an infinity against an exact result that
+rounds to it, count 0; anything else against NaN or infinity counts as infinitely many ulps.
+A float32 run whose inputs do not fit in float32 (they round to infinity) is left out of the
+float32 figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from torchlean.certify.common import subject
+from torchlean.certify.oracle import Oracle, ulps
+from torchlean.certify.result import CheckResult, Collector, skipped
+
+__all__ = ["THRESHOLDS", "check_floats"]
+
+#: the pass thresholds in ulps of the output dtype (see docs/certification.md)
+THRESHOLDS: dict[str, float] = {"float32": 1.0, "float64": 4.0}
+
+
+def check_floats(name: str, value_fn: Callable[..., Any] | None = None,
+                 deriv_fn: Callable[..., Any] | None = None, *,
+                 params: dict[str, Any] | None = None, points: int = 0, seed: int = 0,
+                 thresholds: dict[str, float] | None = None) -> CheckResult:
+    """Check (d) for the loss ``name`` (or the pair ``value_fn``, ``deriv_fn``).
+
+    ``points``: random points (of the plan's zones) added to the edge-case suite.
+    """
+    try:
+        oracle = Oracle()
+    except ImportError as exc:
+        return skipped("floats", f"needs mpmath and torchlean.contexts.precise ({exc})")
+    s = subject(name, value_fn, deriv_fn, params)
+    limits = {**THRESHOLDS, **(thresholds or {})}
+    rng = np.random.default_rng(seed)
+    cases = [(c.label, c.predicted, c.target) for c in s.plan.edge_cases(s.params)]
+    shape = s.plan.shapes[-1]
+    cases += [(f"random ({zone})", p, t) for p, t, zone in
+              (s.plan.sample(rng, shape, s.params) for _ in range(points))]
+    col = Collector()
+    worst: dict[str, dict[str, Any]] = {}
+    n_cases = kink_adjacent = 0
+    for dtype in (np.float64, np.float32):
+        key = np.dtype(dtype).name
+        worst[key] = {"value": 0.0, "deriv": 0.0, "case": ""}
+        for label, p64, t64 in cases:
+            with np.errstate(over="ignore"):
+                p, t = p64.astype(dtype), t64.astype(dtype)
+            if np.any(np.isinf(p) & np.isfinite(p64)) or np.any(np.isinf(t) & np.isfinite(t64)):
+                continue
+            n_cases += 1
+            v = s.value(p, t, **s.call_params)
+            g = np.asarray(s.deriv(p, t, **s.call_params))
+            p_in, t_in = p.astype(np.float64), t.astype(np.float64)
+            v_ex = oracle.value(s.value, p_in, t_in, s.call_params)
+            g_ex = oracle.deriv(s.deriv, p_in, t_in, s.call_params)
+            u_v = ulps(float(v), v_ex, dtype)
+            u_g = 0.0
+            for idx in np.ndindex(*g.shape):
+                u = ulps(float(g[idx]), g_ex[idx], dtype)
+                if u > limits[key] and _beside_jump(oracle, s, p_in, t_in, idx, float(g[idx]),
+                                                    dtype, limits[key]):
+                    kink_adjacent += 1
+                    continue
+                u_g = max(u_g, u)
+            for part, u in (("value", u_v), ("deriv", u_g)):
+                if u > worst[key][part]:
+                    worst[key][part] = u
+                    worst[key][f"{part}_case"] = label
+                if u > limits[key]:
+                    col.fail(f"{key} {part}: {label}", ulps=u, threshold=limits[key],
+                             predicted=p_in.ravel().tolist(), target=t_in.ravel().tolist())
+    f32 = max(worst["float32"]["value"], worst["float32"]["deriv"])
+    f64 = max(worst["float64"]["value"], worst["float64"]["deriv"])
+    summary = f"f32 {_fmt(f32)} ulp, f64 {_fmt(f64)} ulp ({len(cases)} cases)"
+    if kink_adjacent:
+        summary += f", {kink_adjacent} beside a jump"
+    return col.result("floats", summary, {"cases": len(cases), "runs": n_cases,
+                                          "beside_a_jump": kink_adjacent,
+                                          "max_ulps": worst, "thresholds": limits,
+                                          "oracle": oracle.source})
+
+
+def _beside_jump(oracle: Oracle, s: Any, p: np.ndarray, t: np.ndarray, idx: tuple[int, ...],
+                 computed: float, dtype: Any, limit: float) -> bool:
+    """True when the derivative jumps within one ulp of ``p[idx]`` and ``computed`` matches the
+    exact derivative at a neighbouring float: the input sits on a kink that the float
+    semantics places one rounding away (``1 - eps`` is not a float), so either side's value
+    is a correct answer."""
+    g_here = oracle.deriv(s.deriv, p, t, s.call_params)[idx]
+    for direction in (-np.inf, np.inf):
+        q = p.copy()
+        q[idx] = float(np.nextafter(p[idx].astype(dtype), dtype(direction)))
+        g_next = oracle.deriv(s.deriv, q, t, s.call_params)[idx]
+        jumps = ulps(float(g_next), g_here, dtype) > limit
+        if jumps and ulps(computed, g_next, dtype) <= limit:
+            return True
+    return False
+
+
+def _fmt(u: float) -> str:
+    if math.isinf(u):
+        return "inf"
+    return f"{u:.2g}" if u < 100 else f"{u:.2e}"
