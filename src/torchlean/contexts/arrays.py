@@ -38,9 +38,12 @@ def _as_array(x: Any, like: Any, name: str) -> Any:
         try:
             if _is_array(like):
                 xp = aac.array_namespace(like)
-                return xp.asarray(x, device=aac.device(like))
+                # Through NumPy, so Python floats stay float64: the library's default float may
+                # be float32 (PyTorch), which would round the values before any check sees them.
+                return xp.asarray(np.asarray(x), device=aac.device(like))
             return np.asarray(x)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RuntimeError, OverflowError, NotImplementedError) as exc:
+            # (PyTorch raises RuntimeError for elements it cannot convert, such as None.)
             raise ShapeError(f"`{name}` must be a rectangular sequence of numbers; got {x!r}"
                              ) from exc
     raise BackendError(
