@@ -76,7 +76,7 @@ def check_kinks(name: str, value_fn: Callable[..., Any] | None = None,
                              predicted=[float(v) for v in k.predicted.flat],
                              target=[float(v) for v in k.target.flat],
                              derivative=float(gi), left=float(d_minus), right=float(d_plus))
-    summary = f"{n_points} pts ({s.plan.kink_text}), {n_coords} coords"
+    summary = f"{n_points} pts, {n_coords} coords"
     return col.result("kinks", summary, {"points": n_points, "coordinates": n_coords,
-                                         "kinds": sorted(kinds),
+                                         "kinds": sorted(kinds), "where": s.plan.kink_text,
                                          "max_relative_gap": worst, "oracle": oracle.source})

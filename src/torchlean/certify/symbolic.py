@@ -171,8 +171,7 @@ def check_symbolic(name: str, value_fn: Callable[..., Any] | None = None,
                             proofs)
             n_points += len(region.points)
     proven = proofs["expand"] + proofs["cancel"] + proofs["simplify"]
-    summary = (f"{n_regions} regions on {len(shapes)} shapes: {proven} identities proven, "
-               f"{proofs['numeric']} by 50-digit points")
+    summary = f"{proven} proven, {proofs['numeric']} numeric; {n_regions} regions"
     return col.result("symbolic", summary, {"shapes": [list(x) for x in shapes],
                                            "regions": n_regions, "points": n_points,
                                            "proofs": proofs, "sympy": sympy.__version__})

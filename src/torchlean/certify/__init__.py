@@ -1,0 +1,45 @@
+"""Derivative certification: ``torchlean certify``.
+
+For every loss of :data:`torchlean.LOSSES`, five checks, each a function of the loss name and,
+optionally, a replacement ``(value_fn, deriv_fn)`` pair:
+
+- :func:`check_symbolic` (a): the derivative spec equals sympy's derivative of the value spec
+  on each branch region;
+- :func:`check_kinks` (b): at each kink the chosen derivative lies between the one-sided
+  derivatives (50-digit difference quotients of the value);
+- :func:`check_intervals` (c): arb enclosures contain the 50-digit values at sampled points;
+- :func:`check_floats` (d): float64 and float32 results against the 50-digit oracle, in ulps;
+- :func:`check_frameworks` (e): agreement with PyTorch autograd where the semantics agree.
+
+:func:`run` runs them and returns a :class:`Report`; :func:`render` and :func:`write_json`
+print or save it.
+"""
+
+from __future__ import annotations
+
+from torchlean.certify.floats import THRESHOLDS, check_floats
+from torchlean.certify.frameworks import check_frameworks
+from torchlean.certify.intervals import check_intervals
+from torchlean.certify.kinks import check_kinks
+from torchlean.certify.report import render, write_json
+from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
+from torchlean.certify.runner import CHECK_FUNCTIONS, DEFAULT_POINTS, run
+from torchlean.certify.symbolic import check_symbolic
+
+__all__ = [
+    "CHECKS",
+    "CHECK_FUNCTIONS",
+    "DEFAULT_POINTS",
+    "THRESHOLDS",
+    "CheckResult",
+    "LossReport",
+    "Report",
+    "check_floats",
+    "check_frameworks",
+    "check_intervals",
+    "check_kinks",
+    "check_symbolic",
+    "render",
+    "run",
+    "write_json",
+]

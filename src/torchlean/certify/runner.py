@@ -1,0 +1,128 @@
+"""``run``: every check of every loss of the registry, with a progress bar."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from torchlean.certify.floats import check_floats
+from torchlean.certify.frameworks import check_frameworks
+from torchlean.certify.intervals import check_intervals
+from torchlean.certify.kinks import check_kinks
+from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
+from torchlean.certify.symbolic import check_symbolic
+
+__all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "run"]
+
+Check = Callable[..., CheckResult]
+
+#: the check functions, by report column
+CHECK_FUNCTIONS: dict[str, Check] = {
+    "symbolic": check_symbolic,
+    "kinks": check_kinks,
+    "intervals": check_intervals,
+    "floats": check_floats,
+    "frameworks": check_frameworks,
+}
+
+#: the ``points`` argument of each check in a full run (see each check's docstring)
+DEFAULT_POINTS = {"symbolic": 3, "kinks": 3, "intervals": 8, "floats": 8, "frameworks": 8}
+
+
+def run(losses: Iterable[str] | None = None, *, points: int | None = None, seed: int = 0,
+        checks: Iterable[str] = CHECKS,
+        pairs: Mapping[str, tuple[Callable[..., Any] | None, Callable[..., Any] | None]]
+        | None = None, progress: bool = False) -> Report:
+    """Certify the losses ``losses`` (default: every loss of ``torchlean.LOSSES``).
+
+    ``points`` replaces every check's default sample count (smaller is faster); ``pairs`` maps
+    a loss name to a ``(value_fn, deriv_fn)`` pair that replaces its spec functions (None keeps
+    one); ``progress`` shows a rich progress bar. A check that raises is reported as FAIL with
+    the exception.
+    """
+    from torchlean.registry import LOSSES, get_loss
+
+    names = list(LOSSES) if losses is None else [get_loss(n).name for n in losses]
+    checks = list(checks)
+    for c in checks:
+        if c not in CHECK_FUNCTIONS:
+            from torchlean.errors import ParameterError
+
+            raise ParameterError(f"`checks` must name some of {', '.join(CHECKS)}; got {c!r}")
+    start = time.perf_counter()
+    reports = [LossReport(n, dict(get_loss(n).params)) for n in names]
+    jobs = [(r, c) for r in reports for c in checks]
+    with _progress(progress, len(jobs)) as advance:
+        for report, check in jobs:
+            advance(f"{report.loss}: {check}")
+            value_fn, deriv_fn = (pairs or {}).get(report.loss, (None, None))
+            report.checks[check] = _timed(CHECK_FUNCTIONS[check], report.loss, value_fn,
+                                          deriv_fn, points or DEFAULT_POINTS[check], seed)
+        advance("done")
+    return Report(reports, {"points": points, "seed": seed, "checks": checks},
+                  _environment(), time.perf_counter() - start)
+
+
+def _timed(fn: Check, name: str, value_fn: Any, deriv_fn: Any, points: int,
+           seed: int) -> CheckResult:
+    t0 = time.perf_counter()
+    try:
+        result = fn(name, value_fn, deriv_fn, points=points, seed=seed)
+    except Exception as exc:  # a crash is a failed check, shown with its cause
+        result = CheckResult(fn.__name__.removeprefix("check_"), "FAIL",
+                             f"error: {type(exc).__name__}: {exc}"[:200],
+                             failures=[{"case": "exception", "error": repr(exc)}], n_failures=1)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+class _progress:
+    """A rich progress bar (or nothing); ``advance(label)`` moves it one step."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total = show, total
+        self.bar: Any = None
+        self.task: Any = None
+        self.started = False
+
+    def __enter__(self) -> Callable[[str], None]:
+        if self.show:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task("certify", total=self.total)
+        return self.advance
+
+    def advance(self, label: str) -> None:
+        if self.bar is None:
+            return
+        if self.started:
+            self.bar.advance(self.task)
+        self.started = True
+        self.bar.update(self.task, description=label)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _environment() -> dict[str, str]:
+    import importlib.metadata as md
+
+    env = {"python": platform.python_version()}
+    for pkg in ("torchlean", "numpy", "sympy", "mpmath", "python-flint", "torch"):
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = "not installed"
+    return env
