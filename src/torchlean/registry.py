@@ -124,4 +124,9 @@ def value_and_deriv(name: str, predicted: Any, target: Any, /, **params: Any) ->
     """
     entry = get_loss(name)
     kwargs = entry.bind_params(params)
+    from torchlean.kernels import fast_value_and_deriv
+
+    fast = fast_value_and_deriv(entry.name, predicted, target, kwargs)
+    if fast is not None:
+        return fast
     return entry.value(predicted, target, **kwargs), entry.deriv(predicted, target, **kwargs)

@@ -1,0 +1,380 @@
+"""Numba-compiled fused kernels: one pass reads ``p`` and ``t`` once, writes the derivative once
+and accumulates the value.
+
+Each elementwise kernel takes contiguous 1-D arrays ``p``, ``t``, ``g`` of one dtype (float32 or
+float64) and the mean denominator ``n`` (a float, because a kernel may see one block of a larger
+tensor), and returns the float64 SUM of the per-element value terms; the caller divides by ``n``
+and rounds once. Every element is computed in float64 and rounded once when stored, as the
+arrays context of the spec does.
+
+The per-element formulas restate those of :mod:`torchlean.spec.layers.loss` in scalar form;
+``tests/test_kernels.py`` holds each kernel equal to the spec within the bounds stated in
+``docs/performance.md``. Only ``log_cosh`` is rearranged (one ``expm1`` and one ``log1p`` instead of
+up to four transcendental calls, see :func:`_log_cosh_term`); the others follow the spec's order
+of operations.
+
+Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
+slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it;
+``fastmath={"reassoc"}`` lets it reorder the block's value sum (and nothing else of the IEEE
+semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added in order.
+
+Compilation is lazy (first call per dtype) and cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK = 4096
+_NAN = math.nan
+_JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True}
+
+
+@njit(inline="always")
+def _sign(d: float) -> float:
+    # sign(0) = 0 and sign(nan) = nan, as the spec's ``sign``.
+    if d > 0.0:
+        return 1.0
+    if d < 0.0:
+        return -1.0
+    return d
+
+
+@njit(inline="always")
+def _clamp(p: float, lo: float, hi: float) -> float:
+    # NaN-propagating clamp, as ``minimum(maximum(p, lo), hi)`` of the spec.
+    if p != p:
+        return p
+    return min(max(p, lo), hi)
+
+
+# ------------------------------------------------------------------------------------------
+# Per-element terms: (value term, derivative term before the division by n)
+# ------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _log_cosh_term(d: float) -> tuple[float, float]:
+    """``(log(cosh(d)), tanh(d))`` from ONE ``expm1`` and ONE ``log1p``.
+
+    With ``a = |d|`` and ``v = expm1(-a)`` in ``(-1, 0]``:
+    ``expm1(a) * -expm1(-a) = v**2 / (1 + v)`` and ``expm1(-2a) = v (2 + v)``, so
+    the spec's two branches are
+    ``log1p(v**2 / (2 (1 + v)))`` (``a < 1``) and ``a + log1p(v (2 + v) / 2)``; and
+    ``tanh(a) = -u / (2 + u)`` with ``u = v (2 + v)``. No step cancels (``1 + v``, ``2 + v``,
+    ``2 + u`` are all >= 0.36), so each result is within a few float64 ulps of the spec's.
+    """
+    a = abs(d)
+    v = math.expm1(-a)
+    u = v * (2.0 + v)
+    val = math.log1p(v * v / (2.0 * (1.0 + v))) if a < 1.0 else a + math.log1p(u / 2.0)
+    th = -u / (2.0 + u)
+    if d < 0.0:
+        th = -th
+    return val, th
+
+
+# ------------------------------------------------------------------------------------------
+# Elementwise kernels
+# ------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def mse(p, t, g, n):  # type: ignore[no-untyped-def]
+    """value term ``d**2``; derivative ``2 d / n``."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            d = np.float64(pc[i]) - np.float64(tc[i])
+            s += d * d
+            gc[i] = 2.0 * d / n
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def mae(p, t, g, n):  # type: ignore[no-untyped-def]
+    """value term ``|d|``; derivative ``sign(d) / n``."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            d = np.float64(pc[i]) - np.float64(tc[i])
+            s += abs(d)
+            gc[i] = _sign(d) / n
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
+    """value term ``d**2 / (2 delta)`` if ``|d| < delta`` else ``|d| - delta / 2``;
+    derivative ``(d / delta`` or ``sign(d)) / n``. ``delta > 0`` (0 goes to :func:`mae`)."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            d = np.float64(pc[i]) - np.float64(tc[i])
+            a = abs(d)
+            if a < delta:
+                s += d * d / (2.0 * delta)
+                gc[i] = d / delta / n
+            else:
+                s += a - delta / 2.0
+                gc[i] = _sign(d) / n
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
+    """value term ``t log(clamp(p, eps, hi))`` (the caller negates the sum); derivative
+    ``-t / p / n`` strictly inside ``(eps, hi)``, else 0; NaN where ``p`` or ``t`` is NaN."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            s += y * math.log(_clamp(x, eps, hi))
+            if x != x or y != y:
+                gc[i] = _NAN
+            elif eps < x and x < hi:
+                gc[i] = -y / x / n
+            else:
+                gc[i] = 0.0
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
+    """value term ``max(0, 1 - t x)`` (NaN-propagating); derivative ``-t / n`` where
+    ``1 - t x > 0``, else 0; NaN where ``x`` or ``t`` is NaN."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            mg = 1.0 - y * x
+            if mg > 0.0 or mg != mg:
+                s += mg
+            if x != x or y != y:
+                gc[i] = _NAN
+            elif mg > 0.0:
+                gc[i] = -y / n
+            else:
+                gc[i] = 0.0
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
+    """value term ``exp(x) - t x``; derivative ``(exp(x) - t) / n``. Returns ``(sum, bad)``,
+    ``bad`` the number of targets < 0 when ``check`` (NaN is not counted)."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    bads = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        nbad = 0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            e = math.exp(x)
+            s += e - y * x
+            gc[i] = (e - y) / n
+            if y < 0.0:
+                nbad += 1
+        parts[b] = s
+        bads[b] = nbad
+    return parts.sum(), (bads.sum() if check else 0)
+
+
+@njit(**_JIT)
+def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
+    """value term ``log(cosh(d))``; derivative ``tanh(d) / n`` (see :func:`_log_cosh_term`)."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        for i in range(k1 - k0):
+            v, th = _log_cosh_term(np.float64(pc[i]) - np.float64(tc[i]))
+            s += v
+            gc[i] = th / n
+        parts[b] = s
+    return parts.sum()
+
+
+@njit(**_JIT)
+def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped-def]
+    """value term ``-(t log q + (1 - t) log1p(-q))``, ``q = clamp(p, eps, hi)``; derivative
+    ``(p - t) / (p (1 - p)) / n`` strictly inside ``(eps, hi)``, else 0; NaN where ``p`` or
+    ``t`` is NaN. Returns ``(sum, bad)``, ``bad`` the number of targets outside [0, 1] when
+    ``check``."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
+    bads = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
+        nbad = 0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            q = _clamp(x, eps, hi)
+            s += -(y * math.log(q) + (1.0 - y) * math.log1p(-q))
+            if x != x or y != y:
+                gc[i] = _NAN
+            elif eps < x and x < hi:
+                gc[i] = (x - y) / (x * (1.0 - x)) / n
+            else:
+                gc[i] = 0.0
+            if y < 0.0 or y > 1.0:
+                nbad += 1
+        parts[b] = s
+        bads[b] = nbad
+    return parts.sum(), (bads.sum() if check else 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Cross-entropy on logits: rows of a C-contiguous 2-D array, softmax over each row
+# ------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
+    """Per row: shift ``s = z - m`` (``m`` the row max, 0 where that is not finite), ``e = exp(s)``,
+    ``S = sum(e)``; value term ``t (s - log S)`` (the caller negates the sum); derivative
+    ``(e / S * sum(t) - t) / n``. ``exp`` runs once per element: ``e`` waits in a float64 row
+    buffer between the two passes over the row."""
+    rows, cols = z.shape
+    per = max(1, _CHUNK // cols)
+    nb = (rows + per - 1) // per
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        r0 = b * per
+        r1 = min(r0 + per, rows)
+        buf = np.empty(cols)
+        acc = 0.0
+        for r in range(r0, r1):
+            zr, tr, gr = z[r], t[r], g[r]
+            mx = -math.inf
+            nan = False
+            for j in range(cols):
+                x = np.float64(zr[j])
+                if x != x:
+                    nan = True
+                elif x > mx:
+                    mx = x
+            if nan or not math.isfinite(mx):
+                mx = 0.0
+            ssum = 0.0
+            mass = 0.0
+            for j in range(cols):
+                e = math.exp(np.float64(zr[j]) - mx)
+                buf[j] = e
+                ssum += e
+                mass += np.float64(tr[j])
+            lse = math.log(ssum)
+            for j in range(cols):
+                y = np.float64(tr[j])
+                acc += y * ((np.float64(zr[j]) - mx) - lse)
+                gr[j] = (buf[j] / ssum * mass - y) / n
+        parts[b] = acc
+    return parts.sum()
+
+
+# ------------------------------------------------------------------------------------------
+# Cosine similarity: two passes (the norms are of the whole tensor)
+# ------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def cosine_sums(p, t):  # type: ignore[no-untyped-def]
+    """``(sum p**2, sum t**2, sum p t, max |p|, max |t|)`` in float64 (the maxima skip NaN)."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    pp = np.zeros(nb)
+    tt = np.zeros(nb)
+    pt = np.zeros(nb)
+    mp = np.zeros(nb)
+    mt = np.zeros(nb)
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc = p[k0:k1], t[k0:k1]
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            s1 += x * x
+            s2 += y * y
+            s3 += x * y
+            a1 = max(a1, abs(x))
+            a2 = max(a2, abs(y))
+        pp[b] = s1
+        tt[b] = s2
+        pt[b] = s3
+        mp[b] = a1
+        mt[b] = a2
+    return pp.sum(), tt.sum(), pt.sum(), mp.max() if nb else 0.0, mt.max() if nb else 0.0
+
+
+@njit(**_JIT)
+def cosine_deriv(p, t, g, a, c):  # type: ignore[no-untyped-def]
+    """``g = (a p - t) / c`` elementwise (the caller picks ``a`` and ``c`` for its branch)."""
+    m = p.size
+    nb = (m + _CHUNK - 1) // _CHUNK
+    for b in prange(nb):
+        k0 = b * _CHUNK
+        k1 = min(k0 + _CHUNK, m)
+        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        for i in range(k1 - k0):
+            gc[i] = (a * np.float64(pc[i]) - np.float64(tc[i])) / c

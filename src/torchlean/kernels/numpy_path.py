@@ -1,0 +1,210 @@
+"""The NumPy fast path: float32/float64 arrays through the numba kernels.
+
+Layouts: C-contiguous inputs are read in place, and so are two F-contiguous inputs (the
+derivative is then allocated in F order, the order NumPy's own ufuncs would give it). Any other
+layout is processed in blocks of at most ``BLOCK`` elements, each block copied to a contiguous
+buffer, so no allocation of input size is made beyond the derivative that is returned.
+Cross-entropy on logits needs whole rows of the last axis; it reads C-contiguous inputs in place
+and copies other layouts block by block along the leading axes.
+
+Every function here returns ``None`` when its inputs are not for it (another dtype, a shape
+mismatch, a target outside the checked domain, a norm the unscaled sums cannot hold, ...); the
+caller then runs the spec, which computes the result or raises the spec's error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from torchlean.spec.core.tensor import check_delta, check_epsilon
+from torchlean.spec.layers.loss import EPSILON
+
+__all__ = ["BLOCK", "value_and_deriv"]
+
+#: elements per block for layouts that are read through a contiguous copy
+BLOCK = 1 << 16
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+Index = tuple[Any, ...]
+
+
+def _blocks(shape: tuple[int, ...], limit: int, keep_last: bool) -> Iterator[Index]:
+    """Index tuples (ints, then one slice) that cut a C-ordered ``shape`` into pieces of at most
+    ``limit`` elements, in C order; each piece of a C-contiguous array is contiguous.
+    ``keep_last`` never cuts the last axis (a piece may then exceed ``limit``)."""
+    if len(shape) == 0 or (keep_last and len(shape) == 1):
+        yield ()
+        return
+    inner = math.prod(shape[1:])
+    if inner <= limit or (keep_last and len(shape) == 2):
+        step = max(1, limit // max(inner, 1))
+        for i in range(0, shape[0], step):
+            yield (slice(i, min(i + step, shape[0])),)
+        return
+    for i in range(shape[0]):
+        for rest in _blocks(shape[1:], limit, keep_last):
+            yield (i, *rest)
+
+
+def _layout(p: np.ndarray, t: np.ndarray) -> str | None:
+    if p.flags.c_contiguous and t.flags.c_contiguous:
+        return "C"
+    if p.flags.f_contiguous and t.flags.f_contiguous:
+        return "F"
+    return None
+
+
+def _flat(x: np.ndarray, order: str) -> np.ndarray:
+    return x.reshape(-1, order=order)  # a view: x is contiguous in this order
+
+
+def _elementwise(kernel: Callable[..., Any], p: np.ndarray, t: np.ndarray,
+                 args: tuple[Any, ...]) -> tuple[Any, np.ndarray]:
+    """Run an elementwise kernel over all of ``p``; return (kernel result(s) summed, derivative)."""
+    n = float(max(p.size, 1))
+    order = _layout(p, t)
+    if order is not None:
+        g = np.empty(p.shape, dtype=p.dtype, order=order)
+        return kernel(_flat(p, order), _flat(t, order), _flat(g, order), n, *args), g
+    g = np.empty(p.shape, dtype=p.dtype)
+    total: Any = None
+    for idx in _blocks(p.shape, BLOCK, keep_last=False):
+        pb = np.ascontiguousarray(p[idx]).reshape(-1)
+        tb = np.ascontiguousarray(t[idx]).reshape(-1)
+        r = kernel(pb, tb, g[idx].reshape(-1), n, *args)
+        total = r if total is None else _add(total, r)
+    return total, g
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, tuple):
+        return tuple(x + y for x, y in zip(a, b, strict=True))
+    return a + b
+
+
+def _finish(value: float, g: np.ndarray, dtype: np.dtype) -> tuple[Any, Any]:
+    # The spec returns NumPy scalars for the value and for the derivative of a 0-d input.
+    v = dtype.type(value)
+    return v, (g[()] if g.ndim == 0 else g)
+
+
+def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | None:
+    if z.ndim == 0 or z.size == 0:
+        return None  # the spec raises (0-d) or returns its empty-input result
+    n = float(z.size)
+    cols = z.shape[-1]
+    g = np.empty(z.shape, dtype=z.dtype)
+    if z.flags.c_contiguous and t.flags.c_contiguous:
+        return k.cross_entropy_logits(z.reshape(-1, cols), t.reshape(-1, cols),
+                                      g.reshape(-1, cols), n), g
+    total = 0.0
+    for idx in _blocks(z.shape, BLOCK, keep_last=True):
+        zb = np.ascontiguousarray(z[idx]).reshape(-1, cols)
+        tb = np.ascontiguousarray(t[idx]).reshape(-1, cols)
+        total += k.cross_entropy_logits(zb, tb, g[idx].reshape(-1, cols), n)
+    return total, g
+
+
+# float64 squares neither overflow nor lose the norm to underflow between these magnitudes
+_SAFE_LO, _SAFE_HI = 2.0**-450, 2.0**450
+
+
+def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
+            epsilon: float) -> tuple[float, np.ndarray] | None:
+    order = _layout(p, t)
+    if order is not None:
+        pieces: list[Index] | None = None
+        sums = k.cosine_sums(_flat(p, order), _flat(t, order))
+    else:
+        pieces = list(_blocks(p.shape, BLOCK, keep_last=False))
+        acc = [0.0, 0.0, 0.0, 0.0, 0.0]
+        for idx in pieces:
+            s = k.cosine_sums(np.ascontiguousarray(p[idx]).reshape(-1),
+                              np.ascontiguousarray(t[idx]).reshape(-1))
+            acc = [a + b for a, b in zip(acc[:3], s[:3], strict=True)] + [
+                max(acc[3], s[3]), max(acc[4], s[4])]
+        sums = tuple(acc)
+    pp, tt, dot, mp, mt = sums
+    if p.dtype == np.float64 and not all(m == 0 or not math.isfinite(m)
+                                         or _SAFE_LO < m < _SAFE_HI for m in (mp, mt)):
+        return None  # the spec's scaled norm is needed
+    pn, tn = math.sqrt(pp), math.sqrt(tt)
+    big_t = tn if (tn > epsilon or tn != tn) else epsilon
+    big_p = pn if (pn > epsilon or pn != pn) else epsilon
+    value = 1.0 - dot / (big_p * big_t)
+    g = np.empty(p.shape, dtype=p.dtype, order=order or "C")
+    if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
+        g.fill(math.nan)
+        return value, g
+    if epsilon < pn:
+        a, c = dot / (pn * pn), pn * big_t
+    else:
+        a, c = 0.0, epsilon * big_t
+    if pieces is None:
+        k.cosine_deriv(_flat(p, order), _flat(t, order), _flat(g, order), a, c)
+    else:
+        for idx in pieces:
+            k.cosine_deriv(np.ascontiguousarray(p[idx]).reshape(-1),
+                           np.ascontiguousarray(t[idx]).reshape(-1), g[idx].reshape(-1), a, c)
+    return value, g
+
+
+def value_and_deriv(k: Any, name: str, p: np.ndarray, t: np.ndarray,
+                    kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
+    """``(value, derivative)`` of loss ``name`` through the kernels module ``k``, or None."""
+    dtype = p.dtype
+    if dtype not in _FLOATS or p.shape != t.shape:
+        return None
+    if t.dtype != dtype:
+        # Exact conversions only (bool, small ints, float32 -> float64): same numbers as the
+        # spec's promotion; the rest goes through the spec.
+        if t.dtype.kind not in "biuf" or not np.can_cast(t.dtype, dtype, "safe"):
+            return None
+        t = t.astype(dtype)
+    check = bool(kwargs.get("check_domain", True))
+    if name == "mse":
+        s, g = _elementwise(k.mse, p, t, ())
+    elif name == "mae":
+        s, g = _elementwise(k.mae, p, t, ())
+    elif name == "huber":
+        delta = check_delta(kwargs.get("delta", 1.0))
+        if delta == 0:
+            s, g = _elementwise(k.mae, p, t, ())
+        else:
+            s, g = _elementwise(k.huber, p, t, (float(delta),))
+    elif name == "cross_entropy":
+        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
+        s, g = _elementwise(k.cross_entropy, p, t, (float(eps), 1 - eps))
+        s = -s
+    elif name == "hinge":
+        s, g = _elementwise(k.hinge, p, t, ())
+    elif name == "poisson":
+        (s, bad), g = _elementwise(k.poisson, p, t, (check,))
+        if bad:
+            return None
+    elif name == "log_cosh":
+        s, g = _elementwise(k.log_cosh, p, t, ())
+    elif name == "binary_cross_entropy":
+        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
+        (s, bad), g = _elementwise(k.binary_cross_entropy, p, t, (float(eps), 1 - eps, check))
+        if bad:
+            return None
+    elif name == "cross_entropy_logits":
+        out = _logits(k, p, t)
+        if out is None:
+            return None
+        s, g = -out[0], out[1]
+    elif name == "cosine_similarity":
+        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
+        res = _cosine(k, p, t, float(eps))
+        if res is None:
+            return None
+        return _finish(res[0], res[1], dtype)
+    else:
+        return None
+    return _finish(s / max(p.size, 1), g, dtype)

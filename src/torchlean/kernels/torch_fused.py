@@ -1,0 +1,184 @@
+"""Fused PyTorch evaluation of ``(value, derivative)``: tensor ops under ``torch.no_grad()``.
+
+Each loss computes its elementwise terms once and reuses them for the value and the derivative
+(``d = p - t`` for mse / mae / huber, ``exp(x)`` for poisson, ``expm1(-|d|)`` for log-cosh, the
+shifted ``exp`` for cross-entropy on logits), in place where a temporary is not needed again.
+
+Precision is the spec's: inputs are evaluated in float64 and rounded once to ``predicted``'s
+dtype (a device without float64 is left to the spec). The formulas restate those of
+:mod:`torchlean.spec.layers.loss` (log-cosh as in :func:`.numba_kernels._log_cosh_term`);
+``tests/test_kernels.py`` holds them equal to the spec.
+
+Each function takes float64 tensors ``p``, ``t`` of one shape and returns float64 ``(value,
+derivative)``, or None when the spec must run (a target outside the checked domain, an empty or
+0-d input to cross-entropy on logits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from torchlean.spec.core.tensor import check_delta, check_epsilon
+from torchlean.spec.layers.loss import EPSILON
+
+__all__ = ["FUSED", "value_and_deriv"]
+
+Tensor = torch.Tensor
+Result = tuple[Tensor, Tensor] | None
+
+
+def _keep_nan(g: Tensor, *xs: Tensor) -> Tensor:
+    for x in xs:
+        g = torch.where(torch.isnan(x), x, g)
+    return g
+
+
+def _sum(x: Tensor) -> Tensor:
+    return torch.sum(x)
+
+
+def _mse(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    d = p - t
+    v = _sum(d * d)
+    return v / n, d.mul_(2).div_(n)
+
+
+def _mae(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    d = p - t
+    v = _sum(torch.abs(d))
+    return v / n, d.sign_().div_(n)
+
+
+def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    dl = float(check_delta(kw.get("delta", 1.0)))
+    if dl == 0:
+        return _mae(p, t, n, kw)
+    d = p - t
+    a = torch.abs(d)
+    inside = a < dl
+    v = _sum(torch.where(inside, d * d / (2 * dl), a - dl / 2))
+    return v / n, torch.where(inside, d / dl, d.sign()).div_(n)
+
+
+def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[float, float, Tensor, Tensor]:
+    eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
+    hi = 1 - eps
+    q = torch.clamp(p, eps, hi)  # NaN-propagating, as the spec's minimum/maximum
+    inside = (p > eps) & (p < hi)
+    return eps, hi, q, inside
+
+
+def _cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    _, _, q, inside = _clip(p, kw)
+    v = -_sum(t * torch.log(q))
+    g = _keep_nan(torch.where(inside, -t / p, 0.0), p, t)
+    return v / n, g.div_(n)
+
+
+def _hinge(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    m = 1 - t * p
+    v = _sum(torch.clamp(m, min=0))  # clamp keeps NaN, as the spec's maximum
+    g = _keep_nan(torch.where(m > 0, -t, 0.0), p, t)
+    return v / n, g.div_(n)
+
+
+def _poisson(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    if kw.get("check_domain", True) and bool(torch.any(t < 0)):
+        return None
+    e = torch.exp(p)
+    v = _sum(e - t * p)
+    return v / n, e.sub_(t).div_(n)
+
+
+def _log_cosh(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    d = p - t
+    a = torch.abs(d)
+    w = torch.expm1(-a)
+    u = w * (2 + w)
+    small = torch.log1p(w * w / (2 * (1 + w)))
+    large = a + torch.log1p(u / 2)
+    v = _sum(torch.where(a < 1, small, large))
+    th = torch.div(u, 2 + u).neg_()
+    return v / n, torch.copysign(th, d).div_(n)
+
+
+def _binary_cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    if kw.get("check_domain", True) and bool(torch.any((t < 0) | (t > 1))):
+        return None
+    _, _, q, inside = _clip(p, kw)
+    v = -_sum(t * torch.log(q) + (1 - t) * torch.log1p(-q))
+    g = _keep_nan(torch.where(inside, (p - t) / (p * (1 - p)), 0.0), p, t)
+    return v / n, g.div_(n)
+
+
+def _cross_entropy_logits(z: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    if z.ndim == 0 or z.numel() == 0:
+        return None
+    m = torch.amax(z, dim=-1, keepdim=True)  # NaN-propagating
+    s = z - torch.where(torch.isfinite(m), m, 0.0)
+    e = torch.exp(s)
+    total = torch.sum(e, dim=-1, keepdim=True)
+    v = -_sum(t * (s - torch.log(total)))
+    mass = torch.sum(t, dim=-1, keepdim=True)
+    return v / n, e.div_(total).mul_(mass).sub_(t).div_(n)
+
+
+def _norm(x: Tensor) -> float:
+    """The spec's overflow-safe norm: ``s * sqrt(sum((x / s)**2))``, ``s = max|x|``."""
+    if x.numel() == 0:
+        return 0.0
+    s = float(torch.max(torch.abs(x)))
+    if s > 0 and math.isfinite(s):
+        y = x / s
+        return s * math.sqrt(float(torch.sum(y * y)))
+    return math.sqrt(float(torch.sum(x * x)))
+
+
+def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+    eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
+    pn, tn = _norm(p), _norm(t)
+    dot = float(torch.sum(p * t))
+    big_t = tn if (tn > eps or tn != tn) else eps
+    big_p = pn if (pn > eps or pn != pn) else eps
+    value = torch.tensor(1 - dot / (big_p * big_t), dtype=p.dtype, device=p.device)
+    if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
+        return value, torch.full_like(p, math.nan)
+    if eps < pn:
+        return value, (p * (dot / (pn * pn))).sub_(t).div_(pn * big_t)
+    return value, t.neg().div_(eps * big_t)
+
+
+FUSED: dict[str, Callable[[Tensor, Tensor, int, dict[str, Any]], Result]] = {
+    "mse": _mse,
+    "mae": _mae,
+    "huber": _huber,
+    "cross_entropy": _cross_entropy,
+    "cross_entropy_logits": _cross_entropy_logits,
+    "hinge": _hinge,
+    "poisson": _poisson,
+    "cosine_similarity": _cosine_similarity,
+    "log_cosh": _log_cosh,
+    "binary_cross_entropy": _binary_cross_entropy,
+}
+
+
+def value_and_deriv(name: str, p: Tensor, t: Tensor,
+                    kwargs: dict[str, Any]) -> tuple[Tensor, Tensor] | None:
+    """``(value, derivative)`` of ``name`` for validated tensors ``p``, ``t`` (same shape and
+    device, ``p`` floating), in ``p``'s dtype; None where the spec must run."""
+    fn = FUSED.get(name)
+    if fn is None or p.device.type == "mps":
+        return None
+    out_dtype = p.dtype
+    with torch.no_grad():
+        pw = p.detach().to(torch.float64)
+        tw = t.detach().to(torch.float64)
+        res = fn(pw, tw, max(p.numel(), 1), kwargs)
+        if res is None:
+            return None
+        v, g = res
+        return v.to(out_dtype), g.to(out_dtype)

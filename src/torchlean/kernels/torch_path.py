@@ -1,0 +1,46 @@
+"""The PyTorch fast path: validation, then the numba kernels on zero-copy NumPy views (CPU, with
+numba) or :mod:`.torch_fused` (other devices, or no numba).
+
+Inputs the fast path does not take (mismatched shapes, devices or layouts, non-floating
+``predicted``, complex targets, ...) return None, so the spec runs and raises its own error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from torchlean.kernels import numpy_path, torch_fused
+
+__all__ = ["value_and_deriv"]
+
+_NUMPY_OK = (torch.float32, torch.float64)
+
+
+def _as_numpy(x: torch.Tensor) -> np.ndarray | None:
+    if x.is_conj() or x.is_neg():
+        return None
+    try:
+        return x.detach().numpy()
+    except (TypeError, RuntimeError):
+        return None  # a dtype NumPy lacks (bfloat16, ...)
+
+
+def value_and_deriv(name: str, p: torch.Tensor, t: torch.Tensor, kwargs: dict[str, Any],
+                    kernels: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(value, derivative)`` tensors in ``p``'s dtype and device, or None."""
+    if (p.layout is not torch.strided or t.layout is not torch.strided
+            or not p.dtype.is_floating_point or t.dtype.is_complex
+            or p.device != t.device or p.shape != t.shape):
+        return None
+    if kernels and p.device.type == "cpu" and p.dtype in _NUMPY_OK:
+        pn, tn = _as_numpy(p), _as_numpy(t)
+        if pn is not None and tn is not None:
+            out = numpy_path.value_and_deriv(kernels, name, pn, tn, kwargs)
+            if out is None:
+                return None
+            v, g = out
+            return torch.from_numpy(np.asarray(v)), torch.from_numpy(np.asarray(g))
+    return torch_fused.value_and_deriv(name, p, t, kwargs)
