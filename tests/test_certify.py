@@ -1,0 +1,237 @@
+"""``torchlean certify``: the checks pass on the specs and catch deliberately wrong derivatives.
+
+The wrong derivatives below exist only to be caught; each is a mistake TorchLean's own history
+or the seed's docstrings made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import mpmath
+import numpy as np
+import pytest
+
+from torchlean.certify import (
+    CHECKS,
+    check_floats,
+    check_frameworks,
+    check_intervals,
+    check_kinks,
+    check_symbolic,
+    run,
+)
+from torchlean.certify.common import time_boxed
+from torchlean.certify.oracle import ulps
+from torchlean.cli import main
+from torchlean.spec.core.context import resolve_context
+from torchlean.spec.core.tensor import mean_over
+from torchlean.spec.layers.activation import softmax
+from torchlean.spec.layers.loss import EPSILON
+
+# ---------------------------------------------------------------------------------------------
+# deliberately wrong derivatives (written over the Context, like the specs)
+# ---------------------------------------------------------------------------------------------
+
+
+def cosine_deriv_norm_squared(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
+                              ctx: Any = None) -> Any:
+    """The seed docstring's coefficient: (p.t)/(||p||**2 T) p - t/(||p|| T) (should be ||p||**3)."""
+    c, p, t = resolve_context(ctx, predicted, target)
+    with c.scope():
+        eps = c.const(epsilon)
+        pn = c.norm(p)
+        big_t = c.maximum(c.norm(t), eps)
+        dot = c.sum(p * t)
+        radial = dot / (pn * pn * big_t) * p - t / (pn * big_t)
+        return c.finish_deriv(c.where(c.lt(eps, pn), radial, -t / (eps * big_t)))
+
+
+def cross_entropy_deriv_through_clamp(predicted: Any, target: Any, /, *,
+                                      epsilon: float = EPSILON, ctx: Any = None) -> Any:
+    """Early TorchLean: -t / clamp(p) everywhere, nonzero where the clamp makes the value flat."""
+    c, p, t = resolve_context(ctx, predicted, target)
+    with c.scope():
+        eps = c.const(epsilon)
+        q = c.minimum(c.maximum(p, eps), 1 - eps)
+        return c.finish_deriv(mean_over(-t / q, c.shape(p)))
+
+
+def logits_deriv_softmax_minus_t(logits: Any, target: Any, /, *, ctx: Any = None) -> Any:
+    """softmax(z) - t: right only when every target slice sums to 1."""
+    c, z, t = resolve_context(ctx, logits, target, ("logits", "target"))
+    with c.scope():
+        return c.finish_deriv(mean_over(softmax(c, z) - t, c.shape(z)))
+
+
+WRONG = [
+    pytest.param("cosine_similarity", cosine_deriv_norm_squared,
+                 {"symbolic", "frameworks"}, id="cosine-norm-squared"),
+    pytest.param("cross_entropy", cross_entropy_deriv_through_clamp,
+                 {"symbolic", "frameworks"}, id="cross-entropy-through-clamp"),
+    pytest.param("cross_entropy_logits", logits_deriv_softmax_minus_t,
+                 {"symbolic", "kinks", "frameworks"}, id="logits-softmax-minus-t"),
+]
+
+
+@pytest.mark.parametrize(("name", "wrong", "caught_by"), WRONG)
+def test_wrong_derivative_is_reported_failing(name: str, wrong: Any, caught_by: set[str]) -> None:
+    checks = ["symbolic", "kinks"] + (["frameworks"] if "frameworks" in caught_by else [])
+    if "frameworks" in caught_by:
+        pytest.importorskip("torch")
+    report = run([name], points=2, checks=checks, pairs={name: (None, wrong)})
+    assert not report.ok
+    statuses = {c: r.status for c, r in report.losses[0].checks.items()}
+    for c in caught_by:
+        assert statuses[c] == "FAIL", statuses
+        assert report.losses[0].checks[c].failures, c
+
+
+@pytest.mark.parametrize(("name", "wrong", "caught_by"), WRONG)
+def test_the_spec_itself_passes_where_the_wrong_one_fails(name: str, wrong: Any,
+                                                          caught_by: set[str]) -> None:
+    assert check_symbolic(name, points=2).status == "PASS"
+
+
+def test_symbolic_failure_names_a_50_digit_counterexample() -> None:
+    r = check_symbolic("cross_entropy_logits", None, logits_deriv_softmax_minus_t, points=1,
+                       shapes=((3,),))
+    assert r.status == "FAIL"
+    case = r.failures[0]
+    # a counterexample, not an undecided simplification: the two derivatives differ visibly
+    assert abs(case["derivative_of_value"] - case["derivative_spec"]) > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# every check passes on the specs (cheap losses, few points)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mae", "hinge", "cross_entropy"])
+def test_every_check_passes_on_cheap_losses_except_known_float_defects(name: str) -> None:
+    report = run([name], points=2)
+    checks = report.losses[0].checks
+    assert list(checks) == list(CHECKS)
+    for c in ("symbolic", "kinks", "intervals"):
+        assert checks[c].status == "PASS", (c, checks[c].failures[:2])
+    assert checks["frameworks"].status in ("PASS", "SKIP")
+    # float32: the contract of 1 ulp holds for these three
+    assert checks["floats"].figures["max_ulps"]["float32"]["value"] <= 1.0
+
+
+def test_kinks_bracket_mae_at_zero_residual() -> None:
+    r = check_kinks("mae", points=2)
+    assert r.status == "PASS"
+    assert "d = 0" in r.figures["kinds"]
+    assert r.figures["coordinates"] >= 8
+
+
+def test_kinks_catch_a_subgradient_outside_the_bracket() -> None:
+    def mae_deriv_two_at_zero(predicted: Any, target: Any, /, *, ctx: Any = None) -> Any:
+        # sign(d) except 2 at d = 0: right on both open regions, outside [-1/n, 1/n] at the kink
+        c, p, t = resolve_context(ctx, predicted, target)
+        with c.scope():
+            d = p - t
+            g = c.where(c.lt(d, 0), -1, c.where(c.lt(0, d), 1, 2))
+            return c.finish_deriv(mean_over(g, c.shape(p)))
+
+    r = check_kinks("mae", None, mae_deriv_two_at_zero, points=2)
+    assert r.status == "FAIL"
+    assert any("d = 0" in f["case"] for f in r.failures)
+
+
+def test_intervals_contain_the_50_digit_values() -> None:
+    r = check_intervals("huber", points=6)
+    assert r.status == "PASS", r.failures[:2]
+    assert r.figures["points"] >= 100  # 5 centres x 4 widths x 7 points
+
+
+def test_floats_measure_huber_within_contract() -> None:
+    r = check_floats("huber")
+    assert r.status == "PASS", r.failures[:2]
+    # measured: float32 <= 0.5 ulp (float64 inside, one rounding), float64 <= 1 ulp
+    assert r.figures["max_ulps"]["float32"]["deriv"] <= 0.5
+    assert r.figures["max_ulps"]["float64"]["value"] <= 1.0
+
+
+def test_frameworks_skip_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    r = check_frameworks("mse")
+    assert r.status == "SKIP"
+    assert "torch" in r.summary
+
+
+def test_frameworks_agree_with_autograd() -> None:
+    pytest.importorskip("torch")
+    r = check_frameworks("poisson", points=4)
+    assert r.status == "PASS"
+    assert r.figures["max_relative_error"] <= 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("computed", "exact", "dtype", "expected"), [
+    # hand-derived: one float64 spacing above 1 is 2**-52
+    pytest.param(1.0 + 2.0**-52, "1", np.float64, 1.0, id="one-ulp-f64"),
+    pytest.param(1.0, "1.0000000000000001110223024625156540423631668090820312", np.float64,
+                 0.5, id="half-ulp-f64"),
+    pytest.param(float(np.float32(1) + np.float32(2.0**-23)), "1", np.float32, 1.0,
+                 id="one-ulp-f32"),
+    pytest.param(math.nan, "nan", np.float64, 0.0, id="nan-nan"),
+    pytest.param(math.inf, "1e400", np.float64, 0.0, id="overflow-rounds-to-inf"),
+    pytest.param(math.inf, "1e300", np.float64, math.inf, id="spurious-inf"),
+    pytest.param(0.5, "nan", np.float64, math.inf, id="finite-for-nan"),
+])
+def test_ulps(computed: float, exact: str, dtype: Any, expected: float) -> None:
+    with mpmath.workdps(60):
+        assert ulps(computed, mpmath.mpf(exact), dtype) == pytest.approx(expected, rel=1e-12)
+
+
+def test_time_box_interrupts_a_slow_step() -> None:
+    def slow() -> int:
+        import time
+
+        time.sleep(2)
+        return 1
+
+    assert time_boxed(slow, 0.05) == (False, None)
+    assert time_boxed(lambda: 7, 1.0) == (True, 7)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_certifies_one_cheap_loss_and_writes_json(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    assert main(["certify", "--loss", "mse", "--points", "2", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["ok"] is True
+    (loss,) = data["losses"]
+    assert loss["loss"] == "mse"
+    assert set(loss["checks"]) == set(CHECKS)
+    assert all(c["status"] in ("PASS", "SKIP") for c in loss["checks"].values())
+    assert "mse" in capsys.readouterr().out
+
+
+def test_cli_exit_status_is_1_when_a_check_fails(tmp_path: Path) -> None:
+    # poisson's float32 derivative at exp(x) ~ t cancels inside float64 (a known defect)
+    out = tmp_path / "r.json"
+    assert main(["certify", "--loss", "poisson", "--points", "1", "--json", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert data["losses"][0]["checks"]["floats"]["status"] == "FAIL"
+
+
+def test_cli_rejects_an_unknown_loss() -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["certify", "--loss", "nope"])
+    assert exc.value.code == 2
