@@ -78,7 +78,8 @@ def tensor(values: Any) -> Binary32Array:
     binary64 numbers, so a decimal literal is first rounded to binary64 by Python).
     """
     a = _numeric(values, "values", allow_int=True)
-    return np.array(a, dtype=np.float32, copy=True).view(Binary32Array)
+    with np.errstate(over="ignore"):  # beyond the binary32 range rounds to +-inf, by IEEE
+        return np.array(a, dtype=np.float32, copy=True).view(Binary32Array)
 
 
 def _numeric(x: Any, name: str, *, allow_int: bool) -> np.ndarray:
@@ -117,7 +118,8 @@ def _check_f32(x: Any, what: str) -> Any:
 
 def _f32(v: Any) -> Any:
     """Python numbers become binary32 scalars; float32 arrays and scalars pass unchanged."""
-    if isinstance(v, bool | int | float):
+    # np.float64 is a subclass of float: it must meet the dtype check, not be rounded quietly.
+    if isinstance(v, bool | int | float) and not isinstance(v, np.generic):
         return np.float32(v)
     return _check_f32(v, "operand")
 
@@ -147,9 +149,10 @@ class Binary32Context:
                                                                         np.ndarray, np.ndarray]:
         p = _numeric(predicted, names[0], allow_int=False)
         t = _numeric(target, names[1], allow_int=True)
-        # astype rounds to nearest, ties to even; float32 inputs are used as they are (read
-        # only: nothing here writes into an input).
-        return self, p.astype(np.float32, copy=False), t.astype(np.float32, copy=False)
+        # astype rounds to nearest, ties to even (overflowing to +-inf); float32 inputs are used
+        # as they are (read only: nothing here writes into an input).
+        with np.errstate(over="ignore"):
+            return self, p.astype(np.float32, copy=False), t.astype(np.float32, copy=False)
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         # inf and nan are values of the semantics, not events to warn about.

@@ -58,7 +58,7 @@ def correctly_rounded(name: str, x: np.ndarray) -> np.ndarray:
     signed zeros follow the IEEE 754 / C99 special cases of ``f``.
     """
     f64 = FUNCTIONS[name]
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32, order="C")
     with np.errstate(all="ignore"):
         y = f64(x.astype(np.float64))
         out = y.astype(np.float32, order="C")
@@ -124,7 +124,8 @@ def round_mpf_to_binary32(v: Any) -> np.float32:
             guess = np.float32(float(v))
     except OverflowError:  # beyond binary64: certainly beyond binary32
         guess = _F32_NEG_INF if sign_neg else _F32_POS_INF
-    cands = (np.nextafter(guess, _F32_NEG_INF), guess, np.nextafter(guess, _F32_POS_INF))
+    with np.errstate(over="ignore"):
+        cands = (np.nextafter(guess, _F32_NEG_INF), guess, np.nextafter(guess, _F32_POS_INF))
     # The working precision must hold the exact candidates and their differences with v.
     with mpmath.workprec(max(mpmath.mp.prec, 64) + 300):
         dist = [abs(v - _value(mpmath, c)) for c in cands]
