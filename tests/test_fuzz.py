@@ -124,7 +124,9 @@ def test_every_public_function_is_fuzzed() -> None:
 #: Floats that break naive code: signed zeros, subnormals, the overflow edge, clamp edges.
 SPECIAL = [math.nan, math.inf, -math.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-310,
            2.2250738585072014e-308, 1e308, -1e308, 1.7976931348623157e308, 1e-6, 1 - 1e-6,
-           1.0, -1.0, 0.5, 2.0, 1e4, -1e4, 710.0, -745.0, 89.5, 1e-300]
+           1.0, -1.0, 0.5, 2.0, 1e4, -1e4, 710.0, -745.0, 89.5, 1e-300,
+           # the largest float32 and float16 (their squares overflow the narrow dtype)
+           3.4028234663852886e38, -3.4028234663852886e38, 65504.0, -65504.0]
 
 _floats = st.one_of(st.sampled_from(SPECIAL), st.floats(allow_nan=True, allow_infinity=True),
                     st.floats(-3, 3))
@@ -480,3 +482,19 @@ def test_python_target_keeps_float64_beside_a_tensor(fn: Callable[..., Any]) -> 
     # the MSE derivative of one element is 2 d = -2e-100).
     g = L.mse_deriv_spec(torch.zeros(1, dtype=torch.float64), [1e-100])
     assert g.dtype == torch.float64 and g.item() == -2e-100
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("name", ["mse", "poisson", "hinge"])
+def test_fused_value_overflowing_a_narrow_dtype(name: str, dtype: str) -> None:
+    # Found: the fused kernel's float64 -> float32 cast of a value beyond float32's range (here
+    # d**2 = 4 * 3.4e38**2) raised NumPy's overflow RuntimeWarning; the result is inf, silently,
+    # as the spec gives.
+    big = float(np.finfo(dtype).max)
+    p = np.array([big], dtype=dtype)
+    t = np.array([0.0 if name == "poisson" else -big], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, _ = torchlean.value_and_deriv(name, p, t)
+    assert v.dtype == np.dtype(dtype) and np.isposinf(v)
+    assert np.isposinf(torchlean.LOSSES[name].value(p, t))

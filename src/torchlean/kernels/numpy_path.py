@@ -89,7 +89,9 @@ def _add(a: Any, b: Any) -> Any:
 
 def _finish(value: float, g: np.ndarray, dtype: np.dtype) -> tuple[Any, Any]:
     # The spec returns NumPy scalars for the value and for the derivative of a 0-d input.
-    v = dtype.type(value)
+    # A value beyond the range of a narrower dtype rounds to inf there, without a warning.
+    with np.errstate(over="ignore"):
+        v = dtype.type(value)
     return v, (g[()] if g.ndim == 0 else g)
 
 
