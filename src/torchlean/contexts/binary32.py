@@ -14,7 +14,8 @@ rounded to nearest, ties to even, with no hidden extra precision:
 - ``sum``: the left fold ``(((x0 + x1) + x2) + ...)`` in binary32 along the axis (never pairwise,
   never BLAS); an empty sum is +0. ``norm``: ``sqrt`` of the left-fold sum of squares, literally,
   so it overflows to inf once the sum of squares passes ``3.4e38`` (``||x||`` above about
-  ``1.8e19``) and loses tiny vectors below ``1e-19`` to underflow.
+  ``1.8e19``), and squares of components below about ``1e-19`` are subnormal (below about
+  ``2.6e-23``: zero).
 - ``exp_shift``: the slice maximum (0 where it is infinite or NaN, or the slice is empty, as in
   the arrays semantics); ``where``, comparisons, ``maximum``/``minimum`` (NaN-propagating),
   ``abs``, ``sign``, ``isnan``: NumPy float32, exact.
@@ -22,7 +23,8 @@ rounded to nearest, ties to even, with no hidden extra precision:
 
 Inputs: ``predicted`` must be floating (any width: it is rounded once to binary32, ties to
 even); ``target`` may also be integer or bool. Results: a value is a NumPy ``float32`` scalar, a
-derivative a :class:`Binary32Array`. Assumes the FPU's default IEEE mode (no flush-to-zero).
+derivative a :class:`Binary32Array`. Needs NumPy >= 2 (NEP 50 promotion) and mpmath for the
+rare fallback; assumes the FPU's default IEEE mode (no flush-to-zero, no denormals-are-zero).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from torchlean.errors import BackendError, DTypeError, ShapeError
 __all__ = ["CONTEXT", "Binary32Array", "Binary32Context", "tensor"]
 
 _F32 = np.dtype(np.float32)
+_NUMPY_MAJOR = int(np.__version__.split(".")[0])
 
 
 class Binary32Array(np.ndarray):
@@ -147,6 +150,11 @@ class Binary32Context:
     def bind(self, predicted: Any, target: Any,
              names: tuple[str, str] = ("predicted", "target")) -> tuple[Binary32Context,
                                                                         np.ndarray, np.ndarray]:
+        if _NUMPY_MAJOR < 2:
+            raise BackendError(
+                f"the binary32 semantics needs NumPy >= 2 (NEP 50: a Python number mixes into "
+                f"float32 arithmetic without widening it); got NumPy {np.__version__}"
+            )
         p = _numeric(predicted, names[0], allow_int=False)
         t = _numeric(target, names[1], allow_int=True)
         # astype rounds to nearest, ties to even (overflowing to +-inf); float32 inputs are used
