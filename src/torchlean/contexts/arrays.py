@@ -96,6 +96,10 @@ class ArrayContext:
             raise BackendError(
                 f"`{names[1]}` must be on the device of `{names[0]}` ({dev_p}); got {dev_t}"
             )
+        if (aac.is_dask_array(p) and aac.is_dask_array(t) and p.shape == t.shape
+                and p.chunks != t.chunks):
+            # Results keep the chunks of `predicted` (dask would otherwise mix both chunkings).
+            t = t.rechunk(p.chunks)
         work = _work_dtype(xp, p)
         ctx = ArrayContext(xp, work, p.dtype, dev_p)
         return ctx, xp.astype(p, work, copy=False), xp.astype(t, work, copy=False)
