@@ -510,6 +510,27 @@ def test_empty_input(name: str) -> None:
     assert deriv.shape == shape and deriv.dtype == F32
 
 
+@pytest.mark.parametrize("name", list(torchlean.LOSSES))
+def test_value_and_deriv_is_the_spec(name: str) -> None:
+    """No fast path takes binary32 tensors: value_and_deriv gives the spec's own bits."""
+    p, t = (binary32.tensor(v) for v in ACCURACY_INPUTS[name])
+    entry = torchlean.LOSSES[name]
+    value, deriv = torchlean.value_and_deriv(name, p, t)
+    assert hexbits(value) == hexbits(entry.value(p, t))
+    assert hexbits(deriv) == hexbits(entry.deriv(p, t))
+
+
+def test_softmax_specs_run_in_binary32() -> None:
+    from torchlean.spec.layers.activation import log_softmax_spec, softmax_spec
+
+    z = binary32.tensor([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    s = softmax_spec(z)
+    assert type(s) is Binary32Array and s.dtype == F32
+    # hand: the second row is exp(0 - log(1 + exp(-1000) + exp(-2000))) = 1, 0, 0 in binary32
+    np.testing.assert_array_equal(s[1], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(log_softmax_spec(z)[1], [0.0, -1000.0, -2000.0])
+
+
 # ---------------------------------------------------------------------------------------------
 # Golden bit patterns
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +610,9 @@ def _golden_table() -> dict[str, tuple[str, list[str]]]:
 @pytest.mark.parametrize("name", list(torchlean.LOSSES))
 def test_golden_bits(name: str) -> None:
     assert set(GOLDEN) == set(torchlean.LOSSES)
-    assert _golden_table()[name] == GOLDEN[name]
+    assert _golden_table()[name] == GOLDEN[name], (
+        "binary32 bits changed; if the spec's formula was changed on purpose, regenerate the "
+        "table with `python tests/test_context_binary32.py`")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -306,6 +306,9 @@ class ObjectContext:
     def norm(self, x: Any) -> np.ndarray:
         return box0(self._norm1(list(self._arr(x).flat)))
 
+    def sum_exp_m1(self, x: Any, axis: int) -> np.ndarray:
+        return self.sum(self.exp(x), axis=axis, keepdims=True) - 1
+
     def exp_shift(self, x: Any, axis: int) -> np.ndarray:
         return self._reduce(self._shift1, self._arr(x), axis, True)
 

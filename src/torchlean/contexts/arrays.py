@@ -191,6 +191,17 @@ class ArrayContext:
         # 0, inf and nan maxima are their own norms.
         return xp.where(ok, s_safe * xp.sqrt(xp.sum(scaled * scaled)), s)
 
+    def sum_exp_m1(self, x: Any, axis: int) -> Any:
+        xp = self.xp
+        e = xp.exp(x)
+        neg = x < 0
+        zero = self._arr(0.0)
+        # After the max shift the entries >= 0 are exact zeros, each contributing exactly 1:
+        # summing them apart keeps the small terms from being absorbed into 1 and cancelled.
+        below = xp.sum(xp.where(neg, e, zero), axis=axis, keepdims=True)
+        rest = xp.sum(xp.where(neg, zero, e), axis=axis, keepdims=True)
+        return below + (rest - 1)
+
     def exp_shift(self, x: Any, axis: int) -> Any:
         xp = self.xp
         if x.shape[axis] == 0:

@@ -248,6 +248,10 @@ class Binary32Context:
         a = np.asarray(_f32(x))
         return np.sqrt(self.sum(a * a))
 
+    def sum_exp_m1(self, x: Any, axis: int) -> Any:
+        # The literal IEEE evaluation: left-fold sum of the rounded exps, then one subtraction.
+        return self.sum(self.exp(x), axis=axis, keepdims=True) - 1
+
     def exp_shift(self, x: Any, axis: int) -> Any:
         a = np.asarray(_f32(x))
         if a.shape[axis] == 0:

@@ -107,6 +107,15 @@ class Context(Protocol):
         """Euclidean norm of all elements, as a 0-d tensor (overflow-safe where it matters)."""
         ...
 
+    def sum_exp_m1(self, x: Tensor, axis: int) -> Tensor:
+        """``sum(exp(x)) - 1`` along ``axis`` (keepdims).
+
+        Floats form it without cancellation when the largest entry is 0 (as after
+        :meth:`exp_shift`), so ``log1p`` of it gives an accurate log-sum-exp even when one term
+        dominates; other semantics may compute it literally.
+        """
+        ...
+
     def exp_shift(self, x: Tensor, axis: int) -> Tensor:
         """A per-slice constant ``c`` (keepdims) to subtract before ``exp``.
 

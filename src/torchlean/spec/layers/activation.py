@@ -24,16 +24,26 @@ def _require_axis(ctx: Context, x: Any, name: str) -> None:
         )
 
 
+def shifted(ctx: Context, x: Any) -> tuple[Any, Any]:
+    """``(s, r)`` with ``s = x - shift`` and ``r = sum_last(exp(s)) - 1`` (keepdims).
+
+    ``log_softmax = s - log1p(r)`` and ``softmax = exp(s) / (1 + r)``; forming ``r`` apart keeps
+    a log-softmax near 0 (a confident prediction) accurate to the last bit.
+    """
+    s = x - ctx.exp_shift(x, -1)
+    return s, ctx.sum_exp_m1(s, -1)
+
+
 def log_softmax(ctx: Context, x: Any) -> Any:
     """``s - log(sum(exp(s)))`` over the last axis, ``s = x - shift``; on bound tensors."""
-    s = x - ctx.exp_shift(x, -1)
-    return s - ctx.log(ctx.sum(ctx.exp(s), axis=-1, keepdims=True))
+    s, r = shifted(ctx, x)
+    return s - ctx.log1p(r)
 
 
 def softmax(ctx: Context, x: Any) -> Any:
     """``exp(s) / sum(exp(s))`` over the last axis, ``s = x - shift``; on bound tensors."""
-    e = ctx.exp(x - ctx.exp_shift(x, -1))
-    return e / ctx.sum(e, axis=-1, keepdims=True)
+    s, r = shifted(ctx, x)
+    return ctx.exp(s) / (1 + r)
 
 
 def softmax_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
