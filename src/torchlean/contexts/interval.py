@@ -11,8 +11,15 @@ How each operation keeps that promise, and how tight it stays:
 - Arithmetic is arb's, at a working precision of 80 bits (``IntervalContext(prec=...)`` for
   another): rounding errors are folded into the radius, so a point input gives a result about
   one float64 ulp wide after :func:`bounds`, and the extra bits keep long formulas from widening
-  it. arb's products treat the two factors as independent, so ``d * d`` over a ball straddling
-  0 is wider than the true square (dependency; the enclosure stays sound).
+  it. While a loss is evaluated, products and quotients of two wide balls use the ends of the
+  balls (as interval arithmetic does) instead of arb's midpoint-radius rule, which widens a
+  product of wide balls by up to ``2 r1 r2`` and would make ``q (1 - q)`` over ``q`` in
+  ``[eps, 0.1]`` straddle 0. ``exp``, ``expm1``, ``log``, ``log1p``, ``sqrt`` and ``tanh`` are
+  increasing and are evaluated at the two ends of a wide ball, for the same reason. Each
+  operation still treats its operands as independent, so ``d * d`` over a ball straddling 0
+  includes negative numbers (the dependency problem of interval arithmetic; sound, wider).
+- A ball's radius has a 30-bit mantissa in arb, so a ball made from ``[lo, hi]`` reaches beyond
+  it by up to about ``2**-30`` of its width.
 - Comparisons are three-valued: True or False when certain for the whole balls, undecided
   otherwise. ``where`` with an undecided condition returns the union hull of both branches, so a
   box that straddles a branch point gives a sound but wider result.
@@ -55,9 +62,112 @@ __all__ = ["CONTEXT", "DEFAULT_PREC", "IntervalContext", "bounds", "box", "point
 #: working precision in bits: above float64's 53 so that point enclosures stay about 1 ulp wide
 DEFAULT_PREC = 80
 
-_NAN = arb("nan")
-_ZERO = arb(0)
-_ONE = arb(1)
+
+
+class _Ball(arb):
+    """An arb ball whose products and quotients use the ends of wide balls.
+
+    Used only inside an evaluation: :meth:`IntervalContext.bind` converts inputs to it and
+    ``finish_value``/``finish_deriv`` return plain ``arb``. Every operator returns a ``_Ball``
+    so the rule carries through a whole formula.
+    """
+
+    def __add__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _Ball(arb.__add__(self, o))
+
+    def __radd__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _Ball(arb.__add__(o, self))
+
+    def __sub__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _Ball(arb.__sub__(self, o))
+
+    def __rsub__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _Ball(arb.__sub__(o, self))
+
+    def __mul__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _mul(self, o)
+
+    def __rmul__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _mul(o, self)
+
+    def __truediv__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _div(self, o)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _div(o, self)
+
+    def __neg__(self) -> _Ball:
+        return _Ball(arb.__neg__(self))
+
+    def __pos__(self) -> _Ball:
+        return self
+
+    def __pow__(self, other: Any) -> Any:
+        o = _operand(other)
+        return NotImplemented if o is None else _Ball(arb.__pow__(self, o))
+
+
+def _operand(x: Any) -> arb | None:
+    if isinstance(x, arb):
+        return x
+    if isinstance(x, int | float):
+        return arb(x)
+    return None
+
+
+def _wide(x: arb) -> bool:
+    return not x.is_exact() and x.is_finite()
+
+
+def _mul(a: arb, b: arb) -> _Ball:
+    if not (_wide(a) and _wide(b)):
+        # A point times a ball is exact in midpoint-radius form.
+        return _Ball(arb.__mul__(a, b))
+    al, ah, bl, bh = a.lower(), a.upper(), b.lower(), b.upper()
+    prods = [arb.__mul__(x, y) for x in (al, ah) for y in (bl, bh)]
+    return _span(_least([p.lower() for p in prods]), _most([p.upper() for p in prods]))
+
+
+def _div(a: arb, b: arb) -> _Ball:
+    if not _wide(b) or not (b > 0 or b < 0):
+        return _Ball(arb.__truediv__(a, b))
+    # 1/b over a ball of one sign is decreasing: [1/hi, 1/lo].
+    lo, hi = arb.__truediv__(_ONE, b.upper()), arb.__truediv__(_ONE, b.lower())
+    return _mul(a, _span(lo.lower(), hi.upper()))
+
+
+def _least(xs: list[arb]) -> arb:
+    best = xs[0]
+    for x in xs[1:]:
+        if x < best:
+            best = x
+    return best
+
+
+def _most(xs: list[arb]) -> arb:
+    best = xs[0]
+    for x in xs[1:]:
+        if x > best:
+            best = x
+    return best
+
+
+def _span(lo: arb, hi: arb) -> _Ball:
+    """A ball containing the exact ends ``lo <= hi`` and everything between them."""
+    return _Ball(arb.union(lo, hi))
+
+
+_NAN = _Ball("nan")
+_ZERO = _Ball(0)
+_ONE = _Ball(1)
 
 
 @contextlib.contextmanager
@@ -70,9 +180,25 @@ def _working_prec(bits: int) -> Iterator[None]:
         flint.ctx.prec = old
 
 
-def _hull(a: arb, b: arb) -> arb:
+def _hull(a: arb, b: arb) -> _Ball:
     """A ball containing both balls and everything between them."""
-    return arb.union(a, b)
+    return _Ball(arb.union(a, b))
+
+
+def _nonneg(x: arb) -> _Ball:
+    """``x`` cut at 0 from below, with an exact lower end 0 where it reached below (a ball
+    known to hold only numbers >= 0 whose radius rounding reaches past 0)."""
+    return _Ball(x.nonnegative_part())
+
+
+def _increasing(f: Any, x: arb) -> _Ball:
+    """``f(x)`` for an increasing ``f``: from the two ends when ``x`` is a wide ball (arb's own
+    bound for a wide ball grows with the derivative across it)."""
+    if _wide(x):
+        lo, hi = f(x.lower()), f(x.upper())
+        if not (lo.is_nan() or hi.is_nan()):
+            return _span(lo.lower(), hi.upper())
+    return _Ball(f(arb(x)))
 
 
 class IntervalContext(ObjectContext):
@@ -80,7 +206,7 @@ class IntervalContext(ObjectContext):
 
     name = "interval"
     kind = "arb balls"
-    scalar_type = arb
+    scalar_type = _Ball
 
     def __init__(self, prec: int = DEFAULT_PREC) -> None:
         if not isinstance(prec, int) or isinstance(prec, bool) or prec < 2:
@@ -96,20 +222,29 @@ class IntervalContext(ObjectContext):
     def scope(self) -> contextlib.AbstractContextManager[Any]:
         return _working_prec(self.prec)
 
+    # Results are plain arb balls; the end-point rules stay inside the evaluation.
+    def finish_value(self, value: Any) -> arb:
+        return arb(super().finish_value(value))
+
+    def finish_deriv(self, deriv: Any) -> np.ndarray:
+        return _plain(super().finish_deriv(deriv))
+
     # -- conversion -----------------------------------------------------------------------------
     def _from_int(self, v: int) -> arb:
-        return arb(v)
+        return _Ball(v)
 
     def _from_float(self, v: float | np.floating) -> arb:
         f = float(v)
         if math.isnan(f):
             return _NAN
-        return arb(f)
+        return _Ball(f)
 
     def _from_fraction(self, v: Fraction) -> arb:
-        return arb(flint.fmpq(v.numerator, v.denominator))
+        return _Ball(flint.fmpq(v.numerator, v.denominator))
 
     def _from_other(self, v: Any) -> arb | None:
+        if isinstance(v, arb):
+            return _Ball(v)
         if getattr(v, "is_Rational", False):  # sympy Rational / Integer
             return self._from_fraction(Fraction(int(v.p), int(v.q)))
         mpf = getattr(v, "_mpf_", None)
@@ -118,7 +253,7 @@ class IntervalContext(ObjectContext):
             sign, man, exp, _ = mpf
             if not man:
                 return self._from_float(float(v))
-            return arb(flint.arf((-int(man) if sign else int(man), int(exp))))
+            return _Ball(flint.arf((-int(man) if sign else int(man), int(exp))))
         return None
 
     # -- branches: three-valued (True, False, or None when undecided) --------------------------
@@ -179,7 +314,7 @@ class IntervalContext(ObjectContext):
             return x
         if x <= 0:
             return -x
-        return _hull(_ZERO, x.abs_upper())
+        return _nonneg(_hull(_ZERO, x.abs_upper()))
 
     def _sign1(self, x: arb) -> arb:
         if x.is_nan():
@@ -191,30 +326,30 @@ class IntervalContext(ObjectContext):
         if x.is_zero():
             return _ZERO
         if x >= 0:
-            return _hull(_ZERO, _ONE)
+            return _nonneg(_hull(_ZERO, _ONE))
         if x <= 0:
-            return _hull(-_ONE, _ZERO)
+            return -_nonneg(_hull(_ZERO, _ONE))
         return _hull(-_ONE, _ONE)
 
     def _exp1(self, x: arb) -> arb:
-        return x.exp()
+        return _increasing(arb.exp, x)
 
     def _expm1_1(self, x: arb) -> arb:
-        return x.expm1()
+        return _increasing(arb.expm1, x)
 
     def _log1(self, x: arb) -> arb:
-        return x.log()
+        return _increasing(arb.log, x)
 
     def _log1p1(self, x: arb) -> arb:
-        return x.log1p()
+        return _increasing(arb.log1p, x)
 
     def _sqrt1(self, x: arb) -> arb:
         if x.is_nan() or x < 0:
             return _NAN
-        return x.nonnegative_part().sqrt()
+        return _increasing(arb.sqrt, x.nonnegative_part())
 
     def _tanh1(self, x: arb) -> arb:
-        return x.tanh()
+        return _increasing(arb.tanh, x)
 
     # -- reductions -----------------------------------------------------------------------------
     def _sum1(self, xs: list[Any]) -> arb:
@@ -231,7 +366,7 @@ class IntervalContext(ObjectContext):
         lo, hi = ax.lower(), ax.upper()
         if lo < 0:  # |x| >= 0 even where the ball's rounding says otherwise
             lo = _ZERO
-        return _hull(lo * lo, hi * hi)
+        return _nonneg(_hull(lo * lo, hi * hi))
 
     def _norm1(self, xs: list[Any]) -> arb:
         return self._sqrt1(self._sum1([self._square(x) for x in xs]))
@@ -240,11 +375,7 @@ class IntervalContext(ObjectContext):
         mids = [x.mid() for x in xs if x.is_finite()]
         if not mids:
             return _ZERO
-        best = mids[0]
-        for m in mids[1:]:
-            if m > best:
-                best = m
-        return best
+        return _Ball(_most(mids))
 
     def _outside1(self, x: arb, lo: Any, hi: Any) -> bool:
         return bool((lo is not None and x < lo) or (hi is not None and x > hi))
@@ -254,13 +385,17 @@ class IntervalContext(ObjectContext):
 CONTEXT = IntervalContext()
 
 
+def _plain(x: np.ndarray) -> np.ndarray:
+    return CONTEXT._map(arb, x)
+
+
 def point(values: Any) -> np.ndarray:
-    """``values`` as an object array of point balls (0-d for a scalar).
+    """``values`` as an object array of point arb balls (0-d for a scalar).
 
     Floats and integers are exact points; a Fraction becomes a tight ball around it.
     """
     with CONTEXT._converting():
-        return CONTEXT._convert(values, "values")
+        return _plain(CONTEXT._convert(values, "values"))
 
 
 #: Context tensors from numbers: the same as :func:`point`.
@@ -285,7 +420,14 @@ def box(lo: Any, hi: Any) -> np.ndarray:
                 raise ParameterError(
                     f"`lo` must be <= `hi` (and not nan){at}; got lo={_show(x)}, hi={_show(y)}"
                 )
-            out[idx] = x if x.is_exact() and x == y else _hull(x, y)
+            if x.is_exact() and x == y:
+                out[idx] = arb(x)
+            elif x >= 0:  # keep a box that starts at 0 (or above) off the negative numbers
+                out[idx] = arb(_nonneg(_hull(x, y)))
+            elif y <= 0:
+                out[idx] = arb(-_nonneg(-_hull(x, y)))
+            else:
+                out[idx] = arb(_hull(x, y))
         return out
 
 
