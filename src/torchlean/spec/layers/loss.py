@@ -33,7 +33,7 @@ from torchlean.spec.core.tensor import (
     mean_over,
     to_scalar_spec,
 )
-from torchlean.spec.layers.activation import _require_axis, log_softmax, softmax
+from torchlean.spec.layers.activation import _require_axis, shifted
 
 __all__ = [
     "EPSILON",
@@ -110,7 +110,8 @@ def mse_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None)
     """
     c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
-        return c.finish_deriv(mean_over(2 * (p - t), shape))
+        # 2 (d / n) rounds as 2 d / n does, and 2 d cannot overflow first.
+        return c.finish_deriv(2 * mean_over(p - t, shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +264,8 @@ def cross_entropy_logits_spec(logits: Any, target: Any, /, *, ctx: Context | Any
     with c.scope():
         if 0 in shape:
             return c.finish_value(c.sum(z))
-        return c.finish_value(mean_over(-c.sum(t * log_softmax(c, z)), shape))
+        s, r = shifted(c, z)
+        return c.finish_value(mean_over(-c.sum(t * (s - c.log1p(r))), shape))
 
 
 def cross_entropy_logits_deriv_spec(logits: Any, target: Any, /, *,
@@ -282,7 +284,13 @@ def cross_entropy_logits_deriv_spec(logits: Any, target: Any, /, *,
         if 0 in shape:
             return c.finish_deriv(z - t)
         mass = c.sum(t, axis=-1, keepdims=True)
-        return c.finish_deriv(mean_over(softmax(c, z) * mass - t, shape))
+        s, r = shifted(c, z)
+        sm = c.exp(s) / (1 + r)
+        # Where softmax > 1/2 it is formed as 1 + (expm1(s) - r) / (1 + r), the same real
+        # number, so softmax * mass - t = mass * (softmax - 1) + (mass - t) cancels nothing.
+        near_one = mass * ((c.expm1(s) - r) / (1 + r)) + (mass - t)
+        return c.finish_deriv(mean_over(c.where(c.lt(1, 2 * sm), near_one, sm * mass - t),
+                                        shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,8 +374,9 @@ def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = E
 
     value: ``1 - (p . t) / (max(||p||, eps) * max(||t||, eps))``, evaluated as
     ``1 - sum(u * v)`` with ``u = p / max(||p||, eps)``, ``v = t / max(||t||, eps)`` so no
-    intermediate overflows; derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor
-    gives 1.
+    intermediate overflows, and as ``sum((u - v)**2) / 2`` (the same real number) where both
+    norms exceed ``eps``, so nearly parallel vectors do not cancel ``1 - u . v`` away;
+    derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor gives 1.
 
     PyTorch: ``1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)``.
     """
@@ -376,9 +385,13 @@ def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = E
     with c.scope():
         eps = c.const(epsilon)
         # Normalise before the dot product: p.t itself may overflow when the cosine does not.
-        u = p / c.maximum(c.norm(p), eps)
-        v = t / c.maximum(c.norm(t), eps)
-        return c.finish_value(1 - c.sum(u * v))
+        pn, tn = c.norm(p), c.norm(t)
+        u = p / c.maximum(pn, eps)
+        v = t / c.maximum(tn, eps)
+        # Unit u and v: 1 - u.v = |u - v|**2 / 2, without the cancellation of 1 - u.v.
+        w = u - v
+        unit = c.logical_and(c.lt(eps, pn), c.lt(eps, tn))
+        return c.finish_value(c.where(unit, c.sum(w * w) / 2, 1 - c.sum(u * v)))
 
 
 def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -390,7 +403,8 @@ def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: flo
     where ``P <= eps`` the norm is clamped, so the radial term vanishes: ``-t / (eps * T)``.
     Kink at ``P = eps``: the clamped-side derivative is chosen. Evaluated in unit-free form,
     ``u = p / max(P, eps)``, ``v = t / T``: ``((u . v) u - v) / P`` or ``-v / eps``, so no
-    intermediate overflows.
+    intermediate overflows (the norms are taken of ``s p`` and ``s t``, ``s`` a power of 2
+    ``<= 1 / sqrt(n)``, and ``/ P`` is ``/ (s P) * s``).
 
     The seed's docstring shows ``||p||**2`` in the first coefficient; the derivative of the value
     has ``||p||**3`` (with ``||p||**2`` the result is not even orthogonal to ``p`` when the
