@@ -49,6 +49,8 @@ class Binary32Array(np.ndarray):
 
     Arithmetic on it is ordinary NumPy float32 arithmetic and keeps the class; a result of
     another dtype (a comparison, ``astype``, ``view(np.uint32)``) comes back as a plain ndarray.
+    NumPy's own methods stay NumPy's (``x.sum()`` sums pairwise); the binary32 semantics is what
+    the loss functions run.
     """
 
     __torchlean_context__ = "binary32"
