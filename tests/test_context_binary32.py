@@ -584,7 +584,7 @@ GOLDEN: dict[str, tuple[str, list[str]]] = {
         "3e245af2", "bdc6e0f1", "4010af2e", "bdfc7ab4", "3e98e64c", "3e0d763e",
         "bd04b37a", "469eeeb3",
     ]),
-    "cosine_similarity": ("3fcb7162", [
+    "cosine_similarity": ("3fcb7161", [
         "ba719083", "bc57a27b", "bd6cae84", "bc80507a", "3c39706a", "bbe26ee4",
         "bb2c81fb", "3c41f87d",
     ]),

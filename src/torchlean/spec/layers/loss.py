@@ -30,6 +30,7 @@ from torchlean.spec.core.tensor import (
     check_delta,
     check_epsilon,
     check_same_shape,
+    mean_denominator,
     mean_over,
     to_scalar_spec,
 )
@@ -368,29 +369,48 @@ def poisson_deriv_spec(predicted: Any, target: Any, /, *, check_domain: bool = T
 # --------------------------------------------------------------------------------------------
 
 
+def _norm_scale(shape: tuple[int, ...]) -> float:
+    """``2**-k`` with ``4**k >= n``: ``||s x|| <= max|x|``, so the norm of ``s x`` is finite
+    wherever ``x`` is, and scaling by a power of 2 is exact (short of the subnormals, far below
+    anything a norm clamped at ``eps`` can see)."""
+    k = ((mean_denominator(shape) - 1).bit_length() + 1) // 2
+    return 2.0**-k
+
+
+def _unit_vectors(c: Context, p: Any, t: Any, epsilon: float,
+                  shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """``(u, v, sP, sT, s eps, s)``: ``u = p / max(P, eps)``, ``v = t / max(T, eps)`` computed
+    from ``s p`` and ``s t`` (the same reals), so neither norm overflows where the cosine is
+    finite; ``P = ||p||``, ``T = ||t||``."""
+    s = c.const(_norm_scale(shape))
+    es = c.const(epsilon) * s
+    ps, ts = p * s, t * s
+    pn, tn = c.norm(ps), c.norm(ts)
+    return ps / c.maximum(pn, es), ts / c.maximum(tn, es), pn, tn, es, s
+
+
 def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
                            ctx: Context | Any = None) -> Any:
     """Cosine-similarity loss over the WHOLE tensor (one vector; no mean).
 
     value: ``1 - (p . t) / (max(||p||, eps) * max(||t||, eps))``, evaluated as
-    ``1 - sum(u * v)`` with ``u = p / max(||p||, eps)``, ``v = t / max(||t||, eps)`` so no
-    intermediate overflows, and as ``sum((u - v)**2) / 2`` (the same real number) where both
-    norms exceed ``eps``, so nearly parallel vectors do not cancel ``1 - u . v`` away;
+    ``1 - sum(u * v)`` with ``u = p / max(||p||, eps)``, ``v = t / max(||t||, eps)`` (norms
+    taken of ``p`` and ``t`` scaled by a power of 2 ``<= 1 / sqrt(n)``) so nothing overflows,
+    not even a norm above the largest float, and as ``sum((u - v)**2) / 2`` (the same real
+    number) where both norms exceed ``eps``, so nearly parallel vectors do not cancel
+    ``1 - u . v`` away;
     derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor gives 1.
 
     PyTorch: ``1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)``.
     """
     epsilon = check_epsilon(epsilon)
-    c, p, t, _ = _begin(ctx, predicted, target)
+    c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
-        eps = c.const(epsilon)
         # Normalise before the dot product: p.t itself may overflow when the cosine does not.
-        pn, tn = c.norm(p), c.norm(t)
-        u = p / c.maximum(pn, eps)
-        v = t / c.maximum(tn, eps)
+        u, v, pn, tn, es, _ = _unit_vectors(c, p, t, epsilon, shape)
         # Unit u and v: 1 - u.v = |u - v|**2 / 2, without the cancellation of 1 - u.v.
         w = u - v
-        unit = c.logical_and(c.lt(eps, pn), c.lt(eps, tn))
+        unit = c.logical_and(c.lt(es, pn), c.lt(es, tn))
         return c.finish_value(c.where(unit, c.sum(w * w) / 2, 1 - c.sum(u * v)))
 
 
@@ -414,16 +434,13 @@ def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: flo
     ``||t|| > eps``); below ``eps`` PyTorch ignores the clamp in its gradient.
     """
     epsilon = check_epsilon(epsilon)
-    c, p, t, _ = _begin(ctx, predicted, target)
+    c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
-        eps = c.const(epsilon)
-        pn, tn = c.norm(p), c.norm(t)
-        big_p, big_t = c.maximum(pn, eps), c.maximum(tn, eps)
         # In unit-free form, u = p / P, v = t / T: ((u.v) u - v) / P where P > eps, else
         # -v / eps (= -v / P there); nothing of the size of p.t is ever formed.
-        u, v = p / big_p, t / big_t
+        u, v, pn, tn, es, s = _unit_vectors(c, p, t, epsilon, shape)
         cos = c.sum(u * v)
-        g = c.where(c.lt(eps, pn), cos * u - v, -v) / big_p
+        g = c.where(c.lt(es, pn), cos * u - v, -v) / c.maximum(pn, es) * s
         return c.finish_deriv(_keep_nan(c, g, pn, tn, cos))
 
 
