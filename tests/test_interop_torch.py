@@ -508,6 +508,14 @@ def test_repr_names_the_parameters() -> None:
     assert repr(tlt.SpecLoss("huber", delta=2.0)) == "SpecLoss('huber', delta=2.0)"
 
 
+def test_package_exposes_every_name_of_the_torch_module() -> None:
+    import torchlean.interop as interop
+
+    assert set(tlt.__all__) == interop._TORCH_NAMES
+    for name in tlt.__all__:
+        assert getattr(interop, name) is getattr(tlt, name)
+
+
 def test_module_imports_without_torch() -> None:
     # torch hidden from the import system: torchlean and torchlean.interop still import, the
     # torch bridge fails with an install hint
