@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import mpmath
@@ -296,11 +297,13 @@ class Worst:
     nonfinite: list[str] | None = None
 
     def add(self, u: float, label: str, computed: float, x: Any, dtype: Any) -> None:
-        if u > self.ulps or (u == self.ulps and not self.case):
-            self.ulps, self.case = u, label
         r = round_to(x, dtype)
         if math.isfinite(r) and not math.isfinite(computed):
+            # listed apart, so that one overflow does not hide the accuracy everywhere else
             self.nonfinite = [*(self.nonfinite or []), label]
+            return
+        if u > self.ulps or (u == self.ulps and not self.case):
+            self.ulps, self.case = u, label
 
 
 @dataclass
@@ -312,9 +315,30 @@ class Report:
     cases: int
     value: Worst
     deriv: Worst
+    #: the same errors in ulps of the cancelling terms (:func:`term_scale`), where they cancel
+    value_scaled: Worst | None = None
+    deriv_scaled: Worst | None = None
 
 
 Impl = Callable[[np.ndarray, np.ndarray], tuple[Any, Any] | None]
+
+#: The float semantics clamps probabilities at the double nearest to 1 - eps, which lies below
+#: the real 1 - eps (so the 50-digit semantics puts that double strictly inside the clamp).
+FLOAT_HI = 1.0 - EPSILON
+assert Fraction(FLOAT_HI) < 1 - Fraction(EPSILON)
+
+
+def on_float_bounds(name: str, part: str, p: np.ndarray) -> np.ndarray:
+    """The prediction the oracle reads so that it clamps where the float semantics does.
+
+    For the probability losses a prediction at or above ``FLOAT_HI`` is clamped in floats; the
+    oracle reads it as ``FLOAT_HI`` for the value (the clamped value is the value there) and as
+    1 for the derivative (0 beyond the clamp). Elsewhere the prediction is read as it is.
+    """
+    if name not in ("cross_entropy", "binary_cross_entropy"):
+        return p
+    p64 = p.astype(np.float64)
+    return np.where(p64 >= FLOAT_HI, FLOAT_HI if part == "value" else 1.0, p64)
 
 
 def spec_impl(name: str) -> Impl:
@@ -338,12 +362,96 @@ def measure(name: str, dtype: Any, impl: Impl | None = None,
         rep.cases += 1
         v, g = out
         if not (skip and skip(case, "value")):
-            xv = exact(entry.value, case.predicted, case.target)[()]
+            pv = on_float_bounds(name, "value", case.predicted)
+            xv = exact(entry.value, pv, case.target)[()]
             rep.value.add(ulps(float(v), xv, dt), case.label, float(v), xv, dt)
+            vs = value_scale(name, case.predicted, case.target)
+            if vs is not None:
+                rep.value_scaled = rep.value_scaled or Worst()
+                rep.value_scaled.add(scaled_ulps(float(v), xv, vs, dt), case.label, float(v),
+                                     xv, dt)
         if not (skip and skip(case, "deriv")):
-            xg = exact(entry.deriv, case.predicted, case.target)
+            pg = on_float_bounds(name, "deriv", case.predicted)
+            xg = exact(entry.deriv, pg, case.target)
             g = np.asarray(g, dtype=np.float64)
+            gs = term_scale(name, case.predicted, case.target)
             for idx in np.ndindex(g.shape):
-                rep.deriv.add(ulps(float(g[idx]), xg[idx], dt), f"{case.label} [{idx}]",
-                              float(g[idx]), xg[idx], dt)
+                label = f"{case.label} {list(idx)}"
+                rep.deriv.add(ulps(float(g[idx]), xg[idx], dt), label, float(g[idx]), xg[idx], dt)
+                if gs is not None:
+                    rep.deriv_scaled = rep.deriv_scaled or Worst()
+                    rep.deriv_scaled.add(scaled_ulps(float(g[idx]), xg[idx], gs[idx], dt), label,
+                                         float(g[idx]), xg[idx], dt)
     return rep
+
+
+def _mp(a: np.ndarray) -> list[Any]:
+    return [mpmath.mpf(float(v)) for v in np.asarray(a, dtype=np.float64).ravel()]
+
+
+def term_scale(name: str, p: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+    """Per derivative element, the exact magnitude of the larger of the two terms that the
+    derivative subtracts, for the losses whose derivative is a difference of two terms that may
+    cancel (None for the others): poisson ``exp(x)`` and ``t``; cross-entropy on logits
+    ``softmax * mass`` and ``t``; cosine ``(u.v) u`` and ``v``; each over ``n`` (or ``P``).
+
+    An error measured in ulps of this scale is what a float evaluation of the difference can
+    promise: the terms themselves carry a rounding error of that size.
+    """
+    n = max(p.size, 1)
+    with mpmath.workdps(DPS):
+        ps, ts = _mp(p), _mp(t)
+        if name == "poisson":
+            out = [max(mpmath.exp(x), abs(y)) / n for x, y in zip(ps, ts, strict=True)]
+        elif name == "cross_entropy_logits":
+            cols = p.shape[-1]
+            out = []
+            for r in range(0, len(ps), cols):
+                z, y = ps[r:r + cols], ts[r:r + cols]
+                m = max(z)
+                e = [mpmath.exp(v - m) for v in z]
+                tot, mass = mpmath.fsum(e), mpmath.fsum(y)
+                out += [max(abs(mass) * ei / tot, abs(yi)) / n for ei, yi in zip(e, y,
+                                                                                 strict=True)]
+        elif name == "cosine_similarity":
+            eps = mpmath.mpf(EPSILON)
+            big_p = max(mpmath.sqrt(mpmath.fsum(x * x for x in ps)), eps)
+            big_t = max(mpmath.sqrt(mpmath.fsum(y * y for y in ts)), eps)
+            u = [x / big_p for x in ps]
+            v = [y / big_t for y in ts]
+            cos = mpmath.fsum(a * b for a, b in zip(u, v, strict=True))
+            out = [max(abs(cos * a), abs(b)) / big_p for a, b in zip(u, v, strict=True)]
+        else:
+            return None
+    arr = np.empty(len(out), dtype=object)
+    arr[:] = out
+    return arr.reshape(p.shape)
+
+
+def scaled_ulps(computed: float, x: Any, scale: Any, dtype: Any) -> float:
+    """``|computed - x|`` in ulps of ``scale`` rounded to ``dtype`` (subnormal ulps below
+    the normal range); 0 for nan against nan, inf for a non-finite against a finite."""
+    if math.isnan(computed) or mpmath.isnan(x):
+        return 0.0 if math.isnan(computed) and mpmath.isnan(x) else math.inf
+    if math.isinf(computed) or mpmath.isinf(x):
+        return 0.0 if round_to(x, dtype) == computed else math.inf
+    info = np.finfo(dtype)
+    s = round_to(scale, dtype)
+    if math.isinf(s):
+        s = float(info.max)
+    unit = max(float(np.spacing(np.asarray(abs(s), dtype=dtype))), float(info.smallest_subnormal))
+    with mpmath.workdps(DPS):
+        return float(abs(mpmath.mpf(computed) - x) / unit)
+
+
+def value_scale(name: str, p: np.ndarray, t: np.ndarray) -> Any:
+    """The exact magnitude of the terms a loss value subtracts, for the values that cancel
+    (None for the others): poisson ``mean(max(exp(x), |t x|))``; cosine 1 (``1`` and
+    ``u . v``)."""
+    with mpmath.workdps(DPS):
+        if name == "poisson":
+            terms = [max(mpmath.exp(x), abs(y * x)) for x, y in zip(_mp(p), _mp(t), strict=True)]
+            return mpmath.fsum(terms) / max(p.size, 1)
+        if name == "cosine_similarity":
+            return mpmath.mpf(1)
+    return None
