@@ -16,6 +16,7 @@ rounded to nearest, ties to even, with no hidden extra precision:
   so it overflows to inf once the sum of squares passes ``3.4e38`` (``||x||`` above about
   ``1.8e19``), and squares of components below about ``1e-19`` are subnormal (below about
   ``2.6e-23``: zero).
+- ``sum_exp_m1``: literally ``sum(exp(x)) - 1`` (left fold, then one subtraction).
 - ``exp_shift``: the slice maximum (0 where it is infinite or NaN, or the slice is empty, as in
   the arrays semantics); ``where``, comparisons, ``maximum``/``minimum`` (NaN-propagating),
   ``abs``, ``sign``, ``isnan``: NumPy float32, exact.
