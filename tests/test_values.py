@@ -135,7 +135,7 @@ HAND_CASES = [
     pytest.param(L.binary_cross_entropy_deriv_spec, 0.25, 1.0, {}, -4.0, id="bce_deriv"),
     # 0.25 / 0.1875
     pytest.param(L.binary_cross_entropy_deriv_spec, 0.25, 0.0, {}, 4 / 3, id="bce_deriv-y0"),
-    # (3 * ln 2 ... ): 2 ln 2 + ln 4/3 + ln 2 over n = 3
+    # 2 ln 2 (p = 1/4, y = 1) + ln 4/3 (p = 1/4, y = 0) + ln 2 (p = 1/2, any y), over n = 3
     pytest.param(L.binary_cross_entropy_tensor_spec, [0.25, 0.25, 0.5], [1.0, 0.0, 0.5], {},
                  (3 * LN2 + math.log(4 / 3)) / 3, id="bce_tensor"),
     # (-4, 4/3, 0) / 3
