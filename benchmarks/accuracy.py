@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import oracle  # noqa: E402
+
 import torchlean  # noqa: E402
 from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 
