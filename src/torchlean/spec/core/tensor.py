@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
+
+import numpy as np
 
 from torchlean.errors import ParameterError, ShapeError, fmt_shape
 from torchlean.spec.core.context import Context, resolve_context
@@ -49,18 +52,19 @@ def to_scalar_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
 
 
 def _is_real_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    # numbers.Real admits NumPy scalars (np.float32(1.0)); bool is refused on purpose.
+    return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
 
 
 def check_delta(delta: Any) -> float:
     """Huber's ``delta`` must be a finite real number >= 0 (0 gives the MAE)."""
     if not _is_real_number(delta) or not math.isfinite(delta) or delta < 0:
         raise ParameterError(f"`delta` must be a finite number >= 0; got {delta!r}")
-    return delta
+    return float(delta)
 
 
 def check_epsilon(epsilon: Any) -> float:
     """``epsilon`` must be a real number in the open interval (0, 0.5)."""
     if not _is_real_number(epsilon) or not (0 < epsilon < 0.5):
         raise ParameterError(f"`epsilon` must be a number in (0, 0.5); got {epsilon!r}")
-    return epsilon
+    return float(epsilon)
