@@ -16,7 +16,7 @@ of operations.
 Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
 slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it;
 ``fastmath={"reassoc"}`` lets it reorder the block's value sum (and nothing else of the IEEE
-semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added in order.
+semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added pairwise.
 
 Compilation is lazy (first call per dtype) and cached on disk (``cache=True``).
 """
@@ -28,9 +28,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
-_CHUNK = 4096
+_CHUNK = 1024
 _NAN = math.nan
 _JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True}
+
+
+@njit(cache=True)
+def _pairwise(x):  # type: ignore[no-untyped-def]
+    """Sum of ``x`` by pairwise halving, in place (error grows with log2 of the length)."""
+    m = x.size
+    while m > 1:
+        h = m // 2
+        for i in range(h):
+            x[i] += x[m - 1 - i]
+        m -= h
+    return x[0] if x.size else 0.0
 
 
 @njit(inline="always")
@@ -98,7 +110,7 @@ def mse(p, t, g, n):  # type: ignore[no-untyped-def]
             s += d * d
             gc[i] = 2.0 * d / n
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -117,7 +129,7 @@ def mae(p, t, g, n):  # type: ignore[no-untyped-def]
             s += abs(d)
             gc[i] = _sign(d) / n
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -142,7 +154,7 @@ def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
                 s += a - delta / 2.0
                 gc[i] = _sign(d) / n
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -168,7 +180,7 @@ def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
             else:
                 gc[i] = 0.0
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -196,7 +208,7 @@ def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
             else:
                 gc[i] = 0.0
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -223,7 +235,7 @@ def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
                 nbad += 1
         parts[b] = s
         bads[b] = nbad
-    return parts.sum(), (bads.sum() if check else 0)
+    return _pairwise(parts), (bads.sum() if check else 0)
 
 
 @njit(**_JIT)
@@ -242,7 +254,7 @@ def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
             s += v
             gc[i] = th / n
         parts[b] = s
-    return parts.sum()
+    return _pairwise(parts)
 
 
 @njit(**_JIT)
@@ -276,7 +288,7 @@ def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped
                 nbad += 1
         parts[b] = s
         bads[b] = nbad
-    return parts.sum(), (bads.sum() if check else 0)
+    return _pairwise(parts), (bads.sum() if check else 0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,9 +299,12 @@ def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped
 @njit(**_JIT)
 def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
     """Per row: shift ``s = z - m`` (``m`` the row max, 0 where that is not finite), ``e = exp(s)``,
-    ``S = sum(e)``; value term ``t (s - log S)`` (the caller negates the sum); derivative
-    ``(e / S * sum(t) - t) / n``. ``exp`` runs once per element: ``e`` waits in a float64 row
-    buffer between the two passes over the row."""
+    ``r = sum(e) - 1`` formed as the spec's ``sum_exp_m1`` (the terms with ``s < 0`` summed apart
+    from the rest, then ``below + (rest - 1)``); value term ``t (s - log1p(r))`` (the caller
+    negates the sum); derivative ``(sm * mass - t) / n`` with ``sm = e / (1 + r)``,
+    ``mass = sum(t)``, or where ``sm > 1/2`` the spec's ``mass (expm1(s) - r) / (1 + r) +
+    (mass - t)``, over ``n``. ``exp`` runs once per
+    element: ``e`` waits in a float64 row buffer between the two passes over the row."""
     rows, cols = z.shape
     per = max(1, _CHUNK // cols)
     nb = (rows + per - 1) // per
@@ -311,20 +326,32 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
                     mx = x
             if nan or not math.isfinite(mx):
                 mx = 0.0
-            ssum = 0.0
+            below = 0.0
+            rest = 0.0
             mass = 0.0
             for j in range(cols):
-                e = math.exp(np.float64(zr[j]) - mx)
+                sj = np.float64(zr[j]) - mx
+                e = math.exp(sj)
                 buf[j] = e
-                ssum += e
+                if sj < 0.0:
+                    below += e
+                else:
+                    rest += e
                 mass += np.float64(tr[j])
-            lse = math.log(ssum)
+            r = below + (rest - 1.0)
+            lse = math.log1p(r)
             for j in range(cols):
                 y = np.float64(tr[j])
                 acc += y * ((np.float64(zr[j]) - mx) - lse)
-                gr[j] = (buf[j] / ssum * mass - y) / n
+                sm = buf[j] / (1.0 + r)
+                if 2.0 * sm > 1.0:
+                    # the spec's cancellation-free form where softmax > 1/2
+                    sj = np.float64(zr[j]) - mx
+                    gr[j] = (mass * ((math.expm1(sj) - r) / (1.0 + r)) + (mass - y)) / n
+                else:
+                    gr[j] = (sm * mass - y) / n
         parts[b] = acc
-    return parts.sum()
+    return _pairwise(parts)
 
 
 # ------------------------------------------------------------------------------------------
@@ -364,7 +391,11 @@ def cosine_sums(p, t):  # type: ignore[no-untyped-def]
         pt[b] = s3
         mp[b] = a1
         mt[b] = a2
-    return pp.sum(), tt.sum(), pt.sum(), mp.max() if nb else 0.0, mt.max() if nb else 0.0
+    top_p = mp.max() if nb else 0.0
+    top_t = mt.max() if nb else 0.0
+    top_p = mp.max() if nb else 0.0
+    top_t = mt.max() if nb else 0.0
+    return _pairwise(pp), _pairwise(tt), _pairwise(pt), top_p, top_t
 
 
 @njit(**_JIT)

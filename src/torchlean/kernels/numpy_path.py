@@ -23,10 +23,13 @@ import numpy as np
 from torchlean.spec.core.tensor import check_delta, check_epsilon
 from torchlean.spec.layers.loss import EPSILON
 
-__all__ = ["BLOCK", "value_and_deriv"]
+__all__ = ["BLOCK", "SERIAL_BELOW", "value_and_deriv"]
 
 #: elements per block for layouts that are read through a contiguous copy
 BLOCK = 1 << 16
+#: below this many elements the kernels run on the calling thread only: waking the thread pool
+#: costs more than the work, and on a busy machine a descheduled worker stalls a small call
+SERIAL_BELOW = 1 << 15
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -78,6 +81,7 @@ def _elementwise(kernel: Callable[..., Any], p: np.ndarray, t: np.ndarray,
         tb = np.ascontiguousarray(t[idx]).reshape(-1)
         r = kernel(pb, tb, g[idx].reshape(-1), n, *args)
         total = r if total is None else _add(total, r)
+        del pb, tb  # free this block's copies before the next are made
     return total, g
 
 
@@ -109,6 +113,7 @@ def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | 
         zb = np.ascontiguousarray(z[idx]).reshape(-1, cols)
         tb = np.ascontiguousarray(t[idx]).reshape(-1, cols)
         total += k.cross_entropy_logits(zb, tb, g[idx].reshape(-1, cols), n)
+        del zb, tb
     return total, g
 
 
@@ -159,9 +164,23 @@ def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
 def value_and_deriv(k: Any, name: str, p: np.ndarray, t: np.ndarray,
                     kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
     """``(value, derivative)`` of loss ``name`` through the kernels module ``k``, or None."""
-    dtype = p.dtype
-    if dtype not in _FLOATS or p.shape != t.shape:
+    if p.dtype not in _FLOATS or p.shape != t.shape:
         return None
+    if p.size >= SERIAL_BELOW:
+        return _dispatch(k, name, p, t, kwargs)
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return _dispatch(k, name, p, t, kwargs)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _dispatch(k: Any, name: str, p: np.ndarray, t: np.ndarray,
+              kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
+    dtype = p.dtype
     if t.dtype != dtype:
         # Exact conversions only (bool, small ints, float32 -> float64): same numbers as the
         # spec's promotion; the rest goes through the spec.

@@ -41,6 +41,11 @@ def _sum(x: Tensor) -> Tensor:
     return torch.sum(x)
 
 
+def _sign(d: Tensor) -> Tensor:
+    # torch.sign(nan) is 0; the spec's sign keeps NaN
+    return _keep_nan(torch.sign(d), d)
+
+
 def _mse(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     d = p - t
     v = _sum(d * d)
@@ -50,7 +55,7 @@ def _mse(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
 def _mae(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     d = p - t
     v = _sum(torch.abs(d))
-    return v / n, d.sign_().div_(n)
+    return v / n, _sign(d).div_(n)
 
 
 def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
@@ -61,7 +66,7 @@ def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     a = torch.abs(d)
     inside = a < dl
     v = _sum(torch.where(inside, d * d / (2 * dl), a - dl / 2))
-    return v / n, torch.where(inside, d / dl, d.sign()).div_(n)
+    return v / n, torch.where(inside, d / dl, _sign(d)).div_(n)
 
 
 def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[float, float, Tensor, Tensor]:
@@ -121,10 +126,20 @@ def _cross_entropy_logits(z: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> R
     m = torch.amax(z, dim=-1, keepdim=True)  # NaN-propagating
     s = z - torch.where(torch.isfinite(m), m, 0.0)
     e = torch.exp(s)
-    total = torch.sum(e, dim=-1, keepdim=True)
-    v = -_sum(t * (s - torch.log(total)))
+    # sum(e) - 1 as the spec's sum_exp_m1: the terms below the max apart from the rest
+    neg = s < 0
+    below = torch.sum(torch.where(neg, e, 0.0), dim=-1, keepdim=True)
+    rest = torch.sum(torch.where(neg, 0.0, e), dim=-1, keepdim=True)
+    r = below + (rest - 1)
+    v = -_sum(t * (s - torch.log1p(r)))
     mass = torch.sum(t, dim=-1, keepdim=True)
-    return v / n, e.div_(total).mul_(mass).sub_(t).div_(n)
+    sm = e.div_(1 + r)
+    g = sm * mass - t
+    near = 2 * sm > 1  # at most one entry per row: the spec's cancellation-free form there
+    if bool(torch.any(near)):
+        alt = mass * ((torch.expm1(s) - r) / (1 + r)) + (mass - t)
+        g = torch.where(near, alt, g)
+    return v / n, g.div_(n)
 
 
 def _norm(x: Tensor) -> float:
