@@ -132,12 +132,13 @@ def extra_memory(name: str, p: np.ndarray, t: np.ndarray) -> int:
     return peak - np.asarray(out[1]).nbytes
 
 
-def measure(sizes: tuple[int, ...], budget: float) -> list[dict[str, Any]]:
+def measure(sizes: tuple[int, ...], budget: float,
+            losses: list[str]) -> list[dict[str, Any]]:
     rng = np.random.default_rng(0)
     rows = []
     for dtype in DTYPES:
         for size in sizes:
-            for name in torchlean.LOSSES:
+            for name in losses:
                 p, t = make_inputs(name, size, dtype, rng)
                 tp, tt = torch.from_numpy(p), torch.from_numpy(t)
                 g = np.empty_like(p)
@@ -165,12 +166,12 @@ def fmt_row(r: dict[str, Any]) -> str:
             f"{r['extra_bytes'] / 1024:.0f} KiB |")
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path) -> None:
+def write_markdown(rows: list[dict[str, Any]], path: Path, threads: int) -> None:
     lines = [
         "# value_and_deriv benchmark",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, shared with other jobs; "
-        f"{THREADS} threads for everyone. Python {sys.version.split()[0]}, NumPy "
+        f"{threads} threads for everyone. Python {sys.version.split()[0]}, NumPy "
         f"{np.__version__}, numba {numba.__version__}, torch {torch.__version__}.",
         "Command: `python benchmarks/run.py`. Times are per call; `torch / ours` > 1 means ours "
         "is faster; `ours / stream` is the distance to the streaming limit "
@@ -214,16 +215,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     ap.add_argument("--budget", type=float, default=0.4,
                     help="seconds of repeats per measurement (default 0.4)")
+    ap.add_argument("--threads", type=int, default=THREADS,
+                    help=f"threads for numba and torch (default {THREADS})")
+    ap.add_argument("--losses", nargs="*", default=list(torchlean.LOSSES))
+    ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
-    numba.set_num_threads(THREADS)
-    torch.set_num_threads(THREADS)
+    numba.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     RESULTS.mkdir(exist_ok=True)
     print(HEADER)
     print(RULE)
-    rows = measure(tuple(args.sizes), args.budget)
-    write_markdown(rows, RESULTS / "results.md")
-    plot(rows, RESULTS / "time_per_element.png")
-    print(f"wrote {RESULTS / 'results.md'} and {RESULTS / 'time_per_element.png'}")
+    rows = measure(tuple(args.sizes), args.budget, args.losses)
+    if not args.no_write:
+        write_markdown(rows, RESULTS / "results.md", args.threads)
+        plot(rows, RESULTS / "time_per_element.png")
+        print(f"wrote {RESULTS / 'results.md'} and {RESULTS / 'time_per_element.png'}")
 
 
 if __name__ == "__main__":

@@ -411,3 +411,23 @@ def test_torch_fused_defers_to_the_spec_where_it_must() -> None:
         torchlean.value_and_deriv("poisson", a, -a)
     with pytest.raises(ShapeError):
         torchlean.value_and_deriv("mse", a, torch.ones(5))
+
+
+def test_recycled_derivative_buffers_are_never_shared() -> None:
+    # Derivatives of >= POOL_MIN_BYTES reuse the last buffer only once nothing refers to it.
+    n = numpy_path.POOL_MIN_BYTES // 8 + 10
+    p, t = np.linspace(-1, 1, n), np.zeros(n)
+    _, g1 = torchlean.value_and_deriv("mse", p, t)
+    _, g2 = torchlean.value_and_deriv("mse", p, t)
+    assert not np.shares_memory(g1, g2)
+    view = g2[::3]
+    del g2
+    _, g3 = torchlean.value_and_deriv("mae", p, t)
+    assert not np.shares_memory(view, g3) and not np.shares_memory(g1, g3)
+    np.testing.assert_array_equal(view, (2 * p / n)[::3])  # untouched by the later call
+    address = g3.__array_interface__["data"][0]
+    del g3
+    _, g4 = torchlean.value_and_deriv("mse", p, t)
+    assert g4.__array_interface__["data"][0] == address  # recycled once released
+    np.testing.assert_array_equal(g4, 2 * p / n)
+    numpy_path.release_pool()

@@ -361,14 +361,12 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
 
 @njit(**_JIT)
 def cosine_sums(p, t):  # type: ignore[no-untyped-def]
-    """``(sum p**2, sum t**2, sum p t, max |p|, max |t|)`` in float64 (the maxima skip NaN)."""
+    """``(sum p**2, sum t**2, sum p t)`` in float64."""
     m = p.size
     nb = (m + _CHUNK - 1) // _CHUNK
     pp = np.zeros(nb)
     tt = np.zeros(nb)
     pt = np.zeros(nb)
-    mp = np.zeros(nb)
-    mt = np.zeros(nb)
     for b in prange(nb):
         k0 = b * _CHUNK
         k1 = min(k0 + _CHUNK, m)
@@ -376,26 +374,16 @@ def cosine_sums(p, t):  # type: ignore[no-untyped-def]
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
-        a1 = 0.0
-        a2 = 0.0
         for i in range(k1 - k0):
             x = np.float64(pc[i])
             y = np.float64(tc[i])
             s1 += x * x
             s2 += y * y
             s3 += x * y
-            a1 = max(a1, abs(x))
-            a2 = max(a2, abs(y))
         pp[b] = s1
         tt[b] = s2
         pt[b] = s3
-        mp[b] = a1
-        mt[b] = a2
-    top_p = mp.max() if nb else 0.0
-    top_t = mt.max() if nb else 0.0
-    top_p = mp.max() if nb else 0.0
-    top_t = mt.max() if nb else 0.0
-    return _pairwise(pp), _pairwise(tt), _pairwise(pt), top_p, top_t
+    return _pairwise(pp), _pairwise(tt), _pairwise(pt)
 
 
 @njit(**_JIT)

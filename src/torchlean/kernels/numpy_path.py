@@ -15,6 +15,8 @@ caller then runs the spec, which computes the result or raises the spec's error.
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +25,7 @@ import numpy as np
 from torchlean.spec.core.tensor import check_delta, check_epsilon
 from torchlean.spec.layers.loss import EPSILON
 
-__all__ = ["BLOCK", "SERIAL_BELOW", "value_and_deriv"]
+__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "release_pool", "value_and_deriv"]
 
 #: elements per block for layouts that are read through a contiguous copy
 BLOCK = 1 << 16
@@ -31,7 +33,37 @@ BLOCK = 1 << 16
 #: costs more than the work, and on a busy machine a descheduled worker stalls a small call
 SERIAL_BELOW = 1 << 15
 
+#: derivatives at least this large are carved from a recycled per-thread buffer (see _alloc)
+POOL_MIN_BYTES = 1 << 22
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_POOL = threading.local()
+
+
+def _alloc(shape: tuple[int, ...], dtype: np.dtype, order: str) -> np.ndarray:
+    """An uninitialised array for a derivative.
+
+    A large fresh allocation is an ``mmap`` whose pages the kernel zeroes on first touch, which
+    costs as much as the loss itself. So each thread keeps the buffer of its last large
+    derivative and hands it out again once nothing else refers to it (the caller dropped every
+    array and view of it): a returned derivative is never shared. The buffer stays allocated
+    between calls; :func:`release_pool` frees it.
+    """
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < POOL_MIN_BYTES:
+        return np.empty(shape, dtype=dtype, order=order)
+    buf = getattr(_POOL, "buf", None)
+    # references to a free buffer: the pool's, `buf` and getrefcount's argument
+    if buf is None or sys.getrefcount(buf) > 3 or not nbytes <= buf.nbytes <= 2 * nbytes:
+        buf = np.empty(nbytes, dtype=np.uint8)
+        _POOL.buf = buf
+    flat = buf[:nbytes].view(dtype)
+    return flat.reshape(shape, order=order) if shape else flat.reshape(())
+
+
+def release_pool() -> None:
+    """Drop this thread's recycled derivative buffer."""
+    _POOL.buf = None
 
 Index = tuple[Any, ...]
 
@@ -72,9 +104,9 @@ def _elementwise(kernel: Callable[..., Any], p: np.ndarray, t: np.ndarray,
     n = float(max(p.size, 1))
     order = _layout(p, t)
     if order is not None:
-        g = np.empty(p.shape, dtype=p.dtype, order=order)
+        g = _alloc(p.shape, p.dtype, order)
         return kernel(_flat(p, order), _flat(t, order), _flat(g, order), n, *args), g
-    g = np.empty(p.shape, dtype=p.dtype)
+    g = _alloc(p.shape, p.dtype, "C")
     total: Any = None
     for idx in _blocks(p.shape, BLOCK, keep_last=False):
         pb = np.ascontiguousarray(p[idx]).reshape(-1)
@@ -104,7 +136,7 @@ def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | 
         return None  # the spec raises (0-d) or returns its empty-input result
     n = float(z.size)
     cols = z.shape[-1]
-    g = np.empty(z.shape, dtype=z.dtype)
+    g = _alloc(z.shape, z.dtype, "C")
     if z.flags.c_contiguous and t.flags.c_contiguous:
         return k.cross_entropy_logits(z.reshape(-1, cols), t.reshape(-1, cols),
                                       g.reshape(-1, cols), n), g
@@ -117,8 +149,9 @@ def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | 
     return total, g
 
 
-# float64 squares neither overflow nor lose the norm to underflow between these magnitudes
-_SAFE_LO, _SAFE_HI = 2.0**-450, 2.0**450
+# Below this a float64 sum of squares may have lost its terms to underflow (and above it, an
+# infinite sum may be an overflow): the spec's scaled norm is needed there.
+_TINY_SQUARES = 2.0**-900
 
 
 def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
@@ -129,22 +162,21 @@ def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
         sums = k.cosine_sums(_flat(p, order), _flat(t, order))
     else:
         pieces = list(_blocks(p.shape, BLOCK, keep_last=False))
-        acc = [0.0, 0.0, 0.0, 0.0, 0.0]
+        acc = [0.0, 0.0, 0.0]
         for idx in pieces:
             s = k.cosine_sums(np.ascontiguousarray(p[idx]).reshape(-1),
                               np.ascontiguousarray(t[idx]).reshape(-1))
-            acc = [a + b for a, b in zip(acc[:3], s[:3], strict=True)] + [
-                max(acc[3], s[3]), max(acc[4], s[4])]
+            acc = [a + b for a, b in zip(acc, s, strict=True)]
         sums = tuple(acc)
-    pp, tt, dot, mp, mt = sums
-    if p.dtype == np.float64 and not all(m == 0 or not math.isfinite(m)
-                                         or _SAFE_LO < m < _SAFE_HI for m in (mp, mt)):
-        return None  # the spec's scaled norm is needed
+    pp, tt, dot = sums
+    if p.dtype == np.float64 and not all(
+            x == 0 or _TINY_SQUARES < x < math.inf for x in (pp, tt)):
+        return None  # NaN, inf, overflow or underflow: the spec's scaled norm decides
     pn, tn = math.sqrt(pp), math.sqrt(tt)
     big_t = tn if (tn > epsilon or tn != tn) else epsilon
     big_p = pn if (pn > epsilon or pn != pn) else epsilon
     value = 1.0 - dot / (big_p * big_t)
-    g = np.empty(p.shape, dtype=p.dtype, order=order or "C")
+    g = _alloc(p.shape, p.dtype, order or "C")
     if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
         g.fill(math.nan)
         return value, g

@@ -39,8 +39,9 @@ def value_and_deriv(name: str, p: torch.Tensor, t: torch.Tensor, kwargs: dict[st
         pn, tn = _as_numpy(p), _as_numpy(t)
         if pn is not None and tn is not None:
             out = numpy_path.value_and_deriv(kernels, name, pn, tn, kwargs)
-            if out is None:
-                return None
-            v, g = out
-            return torch.from_numpy(np.asarray(v)), torch.from_numpy(np.asarray(g))
+            if out is not None:
+                v, g = out
+                return torch.from_numpy(np.asarray(v)), torch.from_numpy(np.asarray(g))
+    # also where the kernels defer (a domain error, a norm out of range): the fused ops defer
+    # to the spec in turn exactly where it raises
     return torch_fused.value_and_deriv(name, p, t, kwargs)
