@@ -498,3 +498,15 @@ def test_fused_value_overflowing_a_narrow_dtype(name: str, dtype: str) -> None:
         v, _ = torchlean.value_and_deriv(name, p, t)
     assert v.dtype == np.dtype(dtype) and np.isposinf(v)
     assert np.isposinf(torchlean.LOSSES[name].value(p, t))
+
+
+@pytest.mark.parametrize(("p", "t"), [([1e-200], [1e-200]), ([1e-200, 3.0], [1e-200, 1e-300])],
+                         ids=["both-tiny", "tiny-target"])
+def test_fused_cosine_with_a_tiny_epsilon(p: list[float], t: list[float]) -> None:
+    # Found: with epsilon = 1e-300 the product of the clamped norms underflows to 0 and the
+    # fused kernel's Python division raised ZeroDivisionError; it now defers to the spec.
+    pa, ta = np.array(p), np.array(t)
+    v, g = torchlean.value_and_deriv("cosine_similarity", pa, ta, epsilon=1e-300)
+    entry = torchlean.LOSSES["cosine_similarity"]
+    assert float(v) == float(entry.value(pa, ta, epsilon=1e-300))
+    np.testing.assert_array_equal(g, entry.deriv(pa, ta, epsilon=1e-300))
