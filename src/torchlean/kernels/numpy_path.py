@@ -175,8 +175,10 @@ def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
     pn, tn = math.sqrt(pp), math.sqrt(tt)
     big_t = tn if (tn > epsilon or tn != tn) else epsilon
     big_p = pn if (pn > epsilon or pn != pn) else epsilon
-    if big_p * big_t == 0:
-        return None  # the clamped norms' product underflows (tiny epsilon): the spec decides
+    if epsilon < 2.0**-400:
+        # Squares that underflow to 0 (pp or tt == 0 for a nonzero vector) may then hide a norm
+        # above epsilon, and the clamped norms' product may underflow: the spec decides.
+        return None
     value = 1.0 - dot / (big_p * big_t)
     g = _alloc(p.shape, p.dtype, order or "C")
     if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
