@@ -510,3 +510,14 @@ def test_fused_cosine_with_a_tiny_epsilon(p: list[float], t: list[float]) -> Non
     entry = torchlean.LOSSES["cosine_similarity"]
     assert float(v) == float(entry.value(pa, ta, epsilon=1e-300))
     np.testing.assert_array_equal(g, entry.deriv(pa, ta, epsilon=1e-300))
+
+
+@pytest.mark.parametrize(("p", "t"), [([1e-200], [1e-200]), ([1e-200, 3.0], [1e-200, 1e-300])],
+                         ids=["both-tiny", "tiny-target"])
+def test_fused_torch_cosine_with_a_tiny_epsilon(p: list[float], t: list[float]) -> None:
+    # Found: the same ZeroDivisionError in the fused PyTorch path.
+    pa, ta = torch.tensor(p, dtype=torch.float64), torch.tensor(t, dtype=torch.float64)
+    v, g = torchlean.value_and_deriv("cosine_similarity", pa, ta, epsilon=1e-300)
+    entry = torchlean.LOSSES["cosine_similarity"]
+    assert float(v) == float(entry.value(pa, ta, epsilon=1e-300))
+    assert torch.equal(g, entry.deriv(pa, ta, epsilon=1e-300))

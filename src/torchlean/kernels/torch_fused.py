@@ -155,6 +155,8 @@ def _norm(x: Tensor) -> float:
 
 def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
+    if eps < 2.0**-400:
+        return None  # the clamped norms' product may underflow to 0: the spec decides
     pn, tn = _norm(p), _norm(t)
     dot = float(torch.sum(p * t))
     big_t = tn if (tn > eps or tn != tn) else eps
