@@ -199,14 +199,10 @@ def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
             x = np.float64(pc[i])
             y = np.float64(tc[i])
             mg = 1.0 - y * x
-            if mg > 0.0 or mg != mg:
-                s += mg
-            if x != x or y != y:
-                gc[i] = _NAN
-            elif mg > 0.0:
-                gc[i] = -y / n
-            else:
-                gc[i] = 0.0
+            # selects, not branches, so the loop vectorises
+            s += mg if (mg > 0.0 or mg != mg) else 0.0
+            gi = -y / n if mg > 0.0 else 0.0
+            gc[i] = gi if (x == x and y == y) else _NAN
         parts[b] = s
     return _pairwise(parts)
 
