@@ -136,7 +136,7 @@ def _cross_entropy_logits(z: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> R
     sm = e.div_(1 + r)
     g = sm * mass - t
     near = 2 * sm > 1  # at most one entry per row: the spec's cancellation-free form there
-    if bool(torch.any(near)):
+    if z.is_meta or bool(torch.any(near)):
         alt = mass * ((torch.expm1(s) - r) / (1 + r)) + (mass - t)
         g = torch.where(near, alt, g)
     return v / n, g.div_(n)
@@ -157,6 +157,8 @@ def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Resu
     eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
     if eps < 2.0**-400:
         return None  # the clamped norms' product may underflow to 0: the spec decides
+    if p.is_meta:
+        return None  # the branch on the norm needs data; the spec keeps meta tensors lazy
     pn, tn = _norm(p), _norm(t)
     dot = float(torch.sum(p * t))
     big_t = tn if (tn > eps or tn != tn) else eps
