@@ -333,6 +333,10 @@ def _in_domain(target: Target, pa: np.ndarray, ta: np.ndarray, p: Any,
     with np.errstate(all="ignore"):
         if not (np.all(np.abs(pa) <= 30) and np.all(np.abs(ta) <= 30)):
             return False
+    if _dtype(p) == "float32" and kw.get("epsilon", 1.0) < 1e-30:
+        # derivatives reach |t| / epsilon (cosine below the clamp, cross-entropy at p = eps):
+        # beyond float32's range, where inf is the correct rounding
+        return False
     if target.family in ("binary_cross_entropy", "binary_cross_entropy_tensor"):
         # Below 2**-53, 1 - epsilon rounds to 1 in float64: the clamp cannot keep log(1 - q)
         # finite at p = 1 (docs/reliability.md).
