@@ -43,6 +43,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import torchlean  # noqa: E402
+from torchlean.kernels.numpy_path import release_pool  # noqa: E402
 from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -122,7 +123,9 @@ def torch_autograd(name: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], 
 
 
 def extra_memory(name: str, p: np.ndarray, t: np.ndarray) -> int:
-    """Peak bytes a NumPy ``value_and_deriv`` allocates beyond its derivative (tracemalloc)."""
+    """Peak bytes a NumPy ``value_and_deriv`` allocates beyond its derivative (tracemalloc),
+    with the recycled derivative buffer released first so the derivative is a new allocation."""
+    release_pool()
     gc.collect()
     tracemalloc.start()
     tracemalloc.reset_peak()
@@ -227,9 +230,11 @@ def main(argv: list[str] | None = None) -> None:
     print(RULE)
     rows = measure(tuple(args.sizes), args.budget, args.losses)
     if not args.no_write:
-        write_markdown(rows, RESULTS / "results.md", args.threads)
-        plot(rows, RESULTS / "time_per_element.png")
-        print(f"wrote {RESULTS / 'results.md'} and {RESULTS / 'time_per_element.png'}")
+        tag = "" if args.threads == THREADS else f"_{args.threads}thread"
+        md, png = RESULTS / f"results{tag}.md", RESULTS / f"time_per_element{tag}.png"
+        write_markdown(rows, md, args.threads)
+        plot(rows, png)
+        print(f"wrote {md} and {png}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ __all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "release_pool", "value_and
 BLOCK = 1 << 16
 #: below this many elements the kernels run on the calling thread only: waking the thread pool
 #: costs more than the work, and on a busy machine a descheduled worker stalls a small call
-SERIAL_BELOW = 1 << 15
+SERIAL_BELOW = 1 << 17
 
 #: derivatives at least this large are carved from a recycled per-thread buffer (see _alloc)
 POOL_MIN_BYTES = 1 << 22
