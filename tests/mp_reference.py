@@ -3,8 +3,8 @@
 Each value is written straight from its textbook formula and evaluated with ``mp.dps = 50`` on
 the exact binary values of the float64 inputs (no stabilising rewrites are needed at 50 digits).
 Derivatives come from mpmath's own numerical differentiation of those values, so they share
-nothing with the package's analytic derivative formulas. Clamp bounds are the float64 numbers
-``eps`` and ``1.0 - eps`` that the float semantics uses, read exactly.
+nothing with the package's analytic derivative formulas. Clamp bounds are the real ``eps`` and
+``1 - eps``, ``eps`` read as its decimal (``1e-6`` is 10**-6), as the float semantics has them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def mp_list(a: Any) -> list[mpf]:
 
 
 def _clamp(q: mpf, eps: float) -> mpf:
-    return min(max(q, mpf(eps)), mpf(1.0 - eps))
+    e = mpf(repr(eps))
+    return min(max(q, e), 1 - e)
 
 
 def _elementwise(name: str, x: mpf, y: mpf, params: dict[str, Any]) -> mpf:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import mpmath
@@ -322,25 +321,6 @@ class Report:
 
 Impl = Callable[[np.ndarray, np.ndarray], tuple[Any, Any] | None]
 
-#: The float semantics clamps probabilities at the double nearest to 1 - eps, which lies below
-#: the real 1 - eps (so the 50-digit semantics puts that double strictly inside the clamp).
-FLOAT_HI = 1.0 - EPSILON
-assert Fraction(FLOAT_HI) < 1 - Fraction(EPSILON)
-
-
-def on_float_bounds(name: str, part: str, p: np.ndarray) -> np.ndarray:
-    """The prediction the oracle reads so that it clamps where the float semantics does.
-
-    For the probability losses a prediction at or above ``FLOAT_HI`` is clamped in floats; the
-    oracle reads it as ``FLOAT_HI`` for the value (the clamped value is the value there) and as
-    1 for the derivative (0 beyond the clamp). Elsewhere the prediction is read as it is.
-    """
-    if name not in ("cross_entropy", "binary_cross_entropy"):
-        return p
-    p64 = p.astype(np.float64)
-    return np.where(p64 >= FLOAT_HI, FLOAT_HI if part == "value" else 1.0, p64)
-
-
 def spec_impl(name: str) -> Impl:
     """torchlean on NumPy inputs: ``value_and_deriv(name, p, t)``."""
     return lambda p, t: torchlean.value_and_deriv(name, p, t)
@@ -362,8 +342,7 @@ def measure(name: str, dtype: Any, impl: Impl | None = None,
         rep.cases += 1
         v, g = out
         if not (skip and skip(case, "value")):
-            pv = on_float_bounds(name, "value", case.predicted)
-            xv = exact(entry.value, pv, case.target)[()]
+            xv = exact(entry.value, case.predicted, case.target)[()]
             rep.value.add(ulps(float(v), xv, dt), case.label, float(v), xv, dt)
             vs = value_scale(name, case.predicted, case.target)
             if vs is not None:
@@ -371,8 +350,7 @@ def measure(name: str, dtype: Any, impl: Impl | None = None,
                 rep.value_scaled.add(scaled_ulps(float(v), xv, vs, dt), case.label, float(v),
                                      xv, dt)
         if not (skip and skip(case, "deriv")):
-            pg = on_float_bounds(name, "deriv", case.predicted)
-            xg = exact(entry.deriv, pg, case.target)
+            xg = exact(entry.deriv, case.predicted, case.target)
             g = np.asarray(g, dtype=np.float64)
             gs = term_scale(name, case.predicted, case.target)
             for idx in np.ndindex(g.shape):

@@ -251,30 +251,44 @@ def test_huber_derivative_at_the_threshold_is_continuous() -> None:
                                                       delta=2.0), [-0.5, 0.5])
 
 
+def _at_upper_clamp(eps: float) -> float:
+    """The smallest float64 at or beyond the real ``1 - eps``: ``1 - eps`` itself when that is a
+    float (eps = 0.25), else the float just above it (``1 - p`` is exact for p >= 1/2)."""
+    hi = 1.0 - eps
+    return hi if 1.0 - hi <= eps else float(np.nextafter(hi, 2.0))
+
+
 @pytest.mark.parametrize("eps", [L.EPSILON, 0.25])
 def test_cross_entropy_derivative_is_zero_at_and_beyond_the_clamp(eps: float) -> None:
-    lo, hi = eps, 1.0 - eps  # the float64 bounds the arrays context compares against
+    lo, hi = eps, _at_upper_clamp(eps)
     p = np.array([-1.0, 0.0, lo, hi, 1.0, 2.0])
     t = np.array([1.0, 0.5, 1.0, 1.0, 0.3, 1.0])
     np.testing.assert_array_equal(L.cross_entropy_deriv_spec(p, t, epsilon=eps), np.zeros(6))
-    # values: each log taken at the clamped q (hand: -t log clamp(p))
+    # values: each log taken at the clamped q (hand: -t log clamp(p)); the upper clamp is the
+    # real 1 - eps, whose log is log1p(-eps)
+    up = math.log1p(-eps)
     expected = -(1.0 * math.log(lo) + 0.5 * math.log(lo) + 1.0 * math.log(lo)
-                 + 1.0 * math.log(hi) + 0.3 * math.log(hi) + 1.0 * math.log(hi)) / 6
+                 + 1.0 * up + 0.3 * up + 1.0 * up) / 6
     close(L.cross_entropy_spec(p, t, epsilon=eps), expected, rtol=1e-15)
+    # the float just below the real 1 - eps is inside: -t / p / n (hand)
+    below = float(np.nextafter(1.0 - eps, 0.0)) if hi != 1.0 - eps else hi
+    if below < 1.0 - eps and 1.0 - below > eps:
+        g = L.cross_entropy_deriv_spec(np.array([below]), np.array([1.0]), epsilon=eps)
+        close(g, np.array([-1.0 / below]), rtol=1e-15)
 
 
 @pytest.mark.parametrize("eps", [L.EPSILON, 0.25])
 def test_bce_derivative_is_zero_at_and_beyond_the_clamp(eps: float) -> None:
-    lo, hi = eps, 1.0 - eps
+    lo, hi = eps, _at_upper_clamp(eps)
     for p, y in [(-0.5, 1.0), (0.0, 1.0), (lo, 0.3), (hi, 0.3), (1.0, 0.0), (1.5, 0.0)]:
         assert L.binary_cross_entropy_deriv_spec(p, y, epsilon=eps) == 0.0, (p, y)
     p = np.array([-0.5, 0.0, lo, hi, 1.0, 1.5])
     y = np.array([1.0, 1.0, 0.3, 0.3, 0.0, 0.0])
     np.testing.assert_array_equal(L.binary_cross_entropy_tensor_deriv_spec(p, y, epsilon=eps),
                                   np.zeros(6))
-    # p = 0, y = 1 clamps to -log(eps); p = 1, y = 0 to -log(1 - hi) (hand, on the float bounds)
+    # p = 0, y = 1 clamps to -log(eps); p = 1, y = 0 to -log(1 - (1 - eps)) = -log(eps) (hand)
     close(L.binary_cross_entropy_spec(0.0, 1.0, epsilon=eps), -math.log(lo))
-    close(L.binary_cross_entropy_spec(1.0, 0.0, epsilon=eps), -math.log1p(-hi))
+    close(L.binary_cross_entropy_spec(1.0, 0.0, epsilon=eps), -math.log(eps))
 
 
 def test_cosine_derivative_below_and_at_eps_drops_the_radial_term() -> None:

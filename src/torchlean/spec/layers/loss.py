@@ -203,6 +203,28 @@ def _clip_probability(c: Context, p: Any, epsilon: float) -> tuple[Any, Any, Any
     return c.minimum(c.maximum(p, eps), hi), eps, hi
 
 
+def _log_clipped(c: Context, p: Any, epsilon: float) -> tuple[Any, Any]:
+    """``(log(q), log(1 - q))`` for ``q = clamp(p, eps, 1 - eps)``, each to the last bit.
+
+    ``1 - q = clamp(1 - p, eps, 1 - eps)``, and in binary floats ``1 - p`` is exact for
+    ``p >= 1/2``; so below 1/2 the logs are ``log(q)``, ``log1p(-q)`` and from 1/2 on
+    ``log1p(-(1 - q))``, ``log(1 - q)``: the same reals, but a clamped value is ``log1p(-eps)``
+    (not the log of ``1 - eps`` rounded, 1e-11 off) and ``log(1 - q)`` stays finite where
+    ``1 - eps`` rounds to 1 (``eps < 2**-53``).
+    """
+    q, eps, hi = _clip_probability(c, p, epsilon)
+    r = c.minimum(c.maximum(1 - p, eps), hi)
+    low = c.lt(2 * p, 1)
+    return c.where(low, c.log(q), c.log1p(-r)), c.where(low, c.log1p(-q), c.log(r))
+
+
+def _strictly_inside(c: Context, p: Any, epsilon: float) -> Any:
+    """``eps < p < 1 - eps``, the upper test as ``eps < 1 - p``: exact in floats (``1 - p``
+    is), so the kink sits at the real ``1 - eps``, not at its rounding."""
+    eps = c.const(epsilon)
+    return c.logical_and(c.lt(eps, p), c.lt(eps, 1 - p))
+
+
 def cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
                        ctx: Context | Any = None) -> Any:
     """Cross-entropy between a target distribution and predicted probabilities.
@@ -215,8 +237,8 @@ def cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSIL
     epsilon = check_epsilon(epsilon)
     c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
-        q, _, _ = _clip_probability(c, p, epsilon)
-        return c.finish_value(mean_over(-c.sum(t * c.log(q)), shape))
+        log_q, _ = _log_clipped(c, p, epsilon)
+        return c.finish_value(mean_over(-c.sum(t * log_q), shape))
 
 
 def cross_entropy_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -234,8 +256,7 @@ def cross_entropy_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float =
     epsilon = check_epsilon(epsilon)
     c, p, t, shape = _begin(ctx, predicted, target)
     with c.scope():
-        _, eps, hi = _clip_probability(c, p, epsilon)
-        inside = c.logical_and(c.lt(eps, p), c.lt(p, hi))
+        inside = _strictly_inside(c, p, epsilon)
         # The clamped q equals p where the branch is taken; elsewhere it keeps the discarded
         # branch finite (no division by zero, no NaN gradients through `where`).
         q, _, _ = _clip_probability(c, p, epsilon)
@@ -487,13 +508,13 @@ def log_cosh_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = 
 
 
 def _bce(c: Context, p: Any, t: Any, epsilon: float) -> Any:
-    q, _, _ = _clip_probability(c, p, epsilon)
-    return -(t * c.log(q) + (1 - t) * c.log1p(-q))
+    log_q, log_1mq = _log_clipped(c, p, epsilon)
+    return -(t * log_q + (1 - t) * log_1mq)
 
 
 def _bce_deriv(c: Context, p: Any, t: Any, epsilon: float) -> Any:
-    q, eps, hi = _clip_probability(c, p, epsilon)
-    inside = c.logical_and(c.lt(eps, p), c.lt(p, hi))
+    q, _, _ = _clip_probability(c, p, epsilon)
+    inside = _strictly_inside(c, p, epsilon)
     # q equals p on the branch taken; it keeps the discarded branch finite.
     return _keep_nan(c, c.where(inside, (q - t) / (q * (1 - q)), 0), p, t)
 
