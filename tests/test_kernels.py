@@ -223,9 +223,12 @@ def test_the_kink_choices_are_the_specs() -> None:
     assert np.all(torchlean.value_and_deriv("mae", z, z)[1] == 0)
     assert np.all(torchlean.value_and_deriv("hinge", np.array([1.0, -0.5]),
                                             np.array([1.0, -2.0]))[1] == 0)
-    b = np.array([EPS, 1 - EPS])
+    # (epsilon = 2**-20 so that both bounds, eps and 1 - eps, are exact floats)
+    e = 2.0**-20
+    b = np.array([e, 1 - e])
     for name in ("cross_entropy", "binary_cross_entropy"):
-        assert np.all(torchlean.value_and_deriv(name, b, np.array([0.5, 0.5]))[1] == 0)
+        g = torchlean.value_and_deriv(name, b, np.array([0.5, 0.5]), epsilon=e)[1]
+        assert np.all(g == 0)
 
 
 def test_log_cosh_against_mpmath_values() -> None:
@@ -431,3 +434,56 @@ def test_recycled_derivative_buffers_are_never_shared() -> None:
     assert g4.__array_interface__["data"][0] == address  # recycled once released
     np.testing.assert_array_equal(g4, 2 * p / n)
     numpy_path.release_pool()
+
+
+# ------------------------------------------------------------------------------------------
+# The vectorisable float64 functions the kernels use
+# ------------------------------------------------------------------------------------------
+
+_VMATH_POINTS = {
+    "exp": lambda r: np.concatenate([r.uniform(-745, 709.7, 60000), r.uniform(-1, 1, 20000),
+                                     r.uniform(-745.1, -700, 5000)]),
+    "expm1": lambda r: np.concatenate([r.uniform(-60, 709, 60000), r.uniform(-1, 1, 20000),
+                                       r.normal(0, 1e-6, 5000)]),
+    "log": lambda r: np.concatenate([np.exp(r.uniform(-744, 709, 60000)), r.uniform(0.5, 2, 20000),
+                                     np.array([5e-324, 1e-310, 1.0, 2.0])]),
+    "log1p": lambda r: np.concatenate([r.uniform(-1, 10, 60000), r.normal(0, 1e-8, 20000),
+                                       -r.uniform(1e-6, 1 - 1e-6, 20000)]),
+}
+_SPECIALS = np.array([0.0, -0.0, math.inf, -math.inf, math.nan, 1e-320, -1e-320, 710.0, -746.0,
+                      709.78, -745.0, 1e300, -1e300, -1.0, -2.0, 40.5, -60.5])
+
+
+def _vmath_loop(name: str) -> Any:
+    from torchlean.kernels import vmath
+
+    fn = getattr(vmath, name)
+
+    @numba.njit(error_model="numpy", fastmath={"reassoc"})
+    def run(x: np.ndarray, out: np.ndarray) -> None:
+        for i in range(x.size):
+            out[i] = fn(x[i])
+
+    return run
+
+
+@pytest.mark.parametrize("name", list(_VMATH_POINTS))
+def test_vectorisable_math_is_within_two_ulps(name: str) -> None:
+    # Reference: NumPy (itself within 1 ulp of 50-digit mpmath on these points); specials must
+    # match exactly (inf, -inf, nan, 0, overflow and underflow thresholds).
+    run = _vmath_loop(name)
+    x = _VMATH_POINTS[name](np.random.default_rng(2))
+    out = np.empty_like(x)
+    run(x, out)
+    ref = getattr(np, name)(x)
+    ok = np.isfinite(ref)
+    ulps = np.abs(out[ok] - ref[ok]) / np.spacing(np.abs(ref[ok]))
+    assert ulps.max() <= 2, f"{name}: {ulps.max()} ulp at {x[ok][np.argmax(ulps)]!r}"
+    out = np.empty_like(_SPECIALS)
+    run(_SPECIALS, out)
+    with np.errstate(all="ignore"):
+        ref = getattr(np, name)(_SPECIALS)
+    same = (out == ref) | (np.isnan(out) & np.isnan(ref))
+    with np.errstate(all="ignore"):
+        close = np.abs(out - ref) <= 2 * np.spacing(np.abs(np.where(np.isfinite(ref), ref, 0)))
+    assert np.all(same | (np.isfinite(ref) & close)), list(zip(_SPECIALS, out, ref, strict=True))

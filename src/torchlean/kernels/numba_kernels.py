@@ -28,9 +28,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from torchlean.kernels import vmath
+
 _CHUNK = 1024
 _NAN = math.nan
-_JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True}
+_JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
+        "error_model": "numpy"}
 
 
 @njit(cache=True)
@@ -43,6 +46,18 @@ def _pairwise(x):  # type: ignore[no-untyped-def]
             x[i] += x[m - 1 - i]
         m -= h
     return x[0] if x.size else 0.0
+
+
+@njit(inline="always")
+def _log_clipped(x: float, eps: float, hi: float) -> tuple[float, float]:
+    """The spec's ``(log(q), log(1 - q))``, ``q = clamp(x, eps, hi)``: below 1/2 through ``q``,
+    from 1/2 on through ``r = clamp(1 - x, eps, hi)`` (``1 - x`` is exact there)."""
+    q = _clamp(x, eps, hi)
+    r = _clamp(1.0 - x, eps, hi)
+    low = 2.0 * x < 1.0
+    la = vmath.log(q if low else r)
+    lb = vmath.log1p(-q if low else -r)
+    return (la if low else lb), (lb if low else la)
 
 
 @njit(inline="always")
@@ -80,12 +95,13 @@ def _log_cosh_term(d: float) -> tuple[float, float]:
     ``2 + u`` are all >= 0.36), so each result is within a few float64 ulps of the spec's.
     """
     a = abs(d)
-    v = math.expm1(-a)
+    v = vmath.expm1(-a)
     u = v * (2.0 + v)
-    val = math.log1p(v * v / (2.0 * (1.0 + v))) if a < 1.0 else a + math.log1p(u / 2.0)
+    small = a < 1.0
+    lg = vmath.log1p(v * v / (2.0 * (1.0 + v)) if small else u / 2.0)
+    val = lg if small else a + lg
     th = -u / (2.0 + u)
-    if d < 0.0:
-        th = -th
+    th = -th if d < 0.0 else th
     return val, th
 
 
@@ -160,7 +176,8 @@ def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
 @njit(**_JIT)
 def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
     """value term ``t log(clamp(p, eps, hi))`` (the caller negates the sum); derivative
-    ``-t / p / n`` strictly inside ``(eps, hi)``, else 0; NaN where ``p`` or ``t`` is NaN."""
+    ``-t / p / n`` strictly inside (``eps < p`` and ``eps < 1 - p``), else 0; NaN where ``p`` or
+    ``t`` is NaN."""
     m = p.size
     nb = (m + _CHUNK - 1) // _CHUNK
     parts = np.zeros(nb)
@@ -172,13 +189,11 @@ def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
         for i in range(k1 - k0):
             x = np.float64(pc[i])
             y = np.float64(tc[i])
-            s += y * math.log(_clamp(x, eps, hi))
-            if x != x or y != y:
-                gc[i] = _NAN
-            elif eps < x and x < hi:
-                gc[i] = -y / x / n
-            else:
-                gc[i] = 0.0
+            lq, _ = _log_clipped(x, eps, hi)
+            s += y * lq
+            q = _clamp(x, eps, hi)
+            gi = -y / q / n if (eps < x and eps < 1.0 - x) else 0.0
+            gc[i] = gi if (x == x and y == y) else _NAN
         parts[b] = s
     return _pairwise(parts)
 
@@ -224,11 +239,10 @@ def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
         for i in range(k1 - k0):
             x = np.float64(pc[i])
             y = np.float64(tc[i])
-            e = math.exp(x)
+            e = vmath.exp(x)
             s += e - y * x
             gc[i] = (e - y) / n
-            if y < 0.0:
-                nbad += 1
+            nbad += 1 if y < 0.0 else 0
         parts[b] = s
         bads[b] = nbad
     return _pairwise(parts), (bads.sum() if check else 0)
@@ -255,8 +269,8 @@ def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
 
 @njit(**_JIT)
 def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped-def]
-    """value term ``-(t log q + (1 - t) log1p(-q))``, ``q = clamp(p, eps, hi)``; derivative
-    ``(p - t) / (p (1 - p)) / n`` strictly inside ``(eps, hi)``, else 0; NaN where ``p`` or
+    """value term ``-(t log q + (1 - t) log(1 - q))``, ``q = clamp(p, eps, hi)``; derivative
+    ``(p - t) / (p (1 - p)) / n`` strictly inside (as cross_entropy), else 0; NaN where ``p`` or
     ``t`` is NaN. Returns ``(sum, bad)``, ``bad`` the number of targets outside [0, 1] when
     ``check``."""
     m = p.size
@@ -272,16 +286,12 @@ def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped
         for i in range(k1 - k0):
             x = np.float64(pc[i])
             y = np.float64(tc[i])
+            lq, l1q = _log_clipped(x, eps, hi)
+            s += -(y * lq + (1.0 - y) * l1q)
             q = _clamp(x, eps, hi)
-            s += -(y * math.log(q) + (1.0 - y) * math.log1p(-q))
-            if x != x or y != y:
-                gc[i] = _NAN
-            elif eps < x and x < hi:
-                gc[i] = (x - y) / (x * (1.0 - x)) / n
-            else:
-                gc[i] = 0.0
-            if y < 0.0 or y > 1.0:
-                nbad += 1
+            gi = (q - y) / (q * (1.0 - q)) / n if (eps < x and eps < 1.0 - x) else 0.0
+            gc[i] = gi if (x == x and y == y) else _NAN
+            nbad += 1 if (y < 0.0 or y > 1.0) else 0
         parts[b] = s
         bads[b] = nbad
     return _pairwise(parts), (bads.sum() if check else 0)
@@ -316,10 +326,8 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
             nan = False
             for j in range(cols):
                 x = np.float64(zr[j])
-                if x != x:
-                    nan = True
-                elif x > mx:
-                    mx = x
+                nan = nan or x != x
+                mx = x if x > mx else mx
             if nan or not math.isfinite(mx):
                 mx = 0.0
             below = 0.0
@@ -327,23 +335,22 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
             mass = 0.0
             for j in range(cols):
                 sj = np.float64(zr[j]) - mx
-                e = math.exp(sj)
+                e = vmath.exp(sj)
                 buf[j] = e
-                if sj < 0.0:
-                    below += e
-                else:
-                    rest += e
+                neg = sj < 0.0
+                below += e if neg else 0.0
+                rest += 0.0 if neg else e
                 mass += np.float64(tr[j])
             r = below + (rest - 1.0)
-            lse = math.log1p(r)
+            lse = vmath.log1p(r)
             for j in range(cols):
                 y = np.float64(tr[j])
                 acc += y * ((np.float64(zr[j]) - mx) - lse)
                 sm = buf[j] / (1.0 + r)
                 if 2.0 * sm > 1.0:
-                    # the spec's cancellation-free form where softmax > 1/2
+                    # the spec's cancellation-free form where softmax > 1/2 (one entry a row)
                     sj = np.float64(zr[j]) - mx
-                    gr[j] = (mass * ((math.expm1(sj) - r) / (1.0 + r)) + (mass - y)) / n
+                    gr[j] = (mass * ((vmath.expm1(sj) - r) / (1.0 + r)) + (mass - y)) / n
                 else:
                     gr[j] = (sm * mass - y) / n
         parts[b] = acc

@@ -69,18 +69,25 @@ def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     return v / n, torch.where(inside, d / dl, _sign(d)).div_(n)
 
 
-def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[float, float, Tensor, Tensor]:
+def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(q, log(q), log(1 - q), inside)`` as the spec forms them: ``q = clamp(p, eps, 1 - eps)``
+    (NaN-propagating), the logs through ``1 - p`` (exact) from ``p = 1/2`` on, and the strict
+    interior tested as ``eps < p`` and ``eps < 1 - p``."""
     eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
     hi = 1 - eps
-    q = torch.clamp(p, eps, hi)  # NaN-propagating, as the spec's minimum/maximum
-    inside = (p > eps) & (p < hi)
-    return eps, hi, q, inside
+    q = torch.clamp(p, eps, hi)
+    r = torch.clamp(1 - p, eps, hi)
+    low = 2 * p < 1
+    la = torch.log(torch.where(low, q, r))
+    lb = torch.log1p(-torch.where(low, q, r))
+    inside = (p > eps) & ((1 - p) > eps)
+    return q, torch.where(low, la, lb), torch.where(low, lb, la), inside
 
 
 def _cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    _, _, q, inside = _clip(p, kw)
-    v = -_sum(t * torch.log(q))
-    g = _keep_nan(torch.where(inside, -t / p, 0.0), p, t)
+    q, log_q, _, inside = _clip(p, kw)
+    v = -_sum(t * log_q)
+    g = _keep_nan(torch.where(inside, -t / q, 0.0), p, t)
     return v / n, g.div_(n)
 
 
@@ -114,9 +121,9 @@ def _log_cosh(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
 def _binary_cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     if kw.get("check_domain", True) and bool(torch.any((t < 0) | (t > 1))):
         return None
-    _, _, q, inside = _clip(p, kw)
-    v = -_sum(t * torch.log(q) + (1 - t) * torch.log1p(-q))
-    g = _keep_nan(torch.where(inside, (p - t) / (p * (1 - p)), 0.0), p, t)
+    q, log_q, log_1mq, inside = _clip(p, kw)
+    v = -_sum(t * log_q + (1 - t) * log_1mq)
+    g = _keep_nan(torch.where(inside, (q - t) / (q * (1 - q)), 0.0), p, t)
     return v / n, g.div_(n)
 
 
