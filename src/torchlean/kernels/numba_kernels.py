@@ -335,7 +335,9 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
             mass = 0.0
             for j in range(cols):
                 sj = np.float64(zr[j]) - mx
-                e = vmath.exp(sj)
+                # libm's exp, not vmath's: the derivative cancels (softmax * mass - t), and
+                # libm's correctly rounded-in-practice exp keeps it to the spec's last bits
+                e = math.exp(sj)
                 buf[j] = e
                 neg = sj < 0.0
                 below += e if neg else 0.0
