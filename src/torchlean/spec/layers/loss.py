@@ -377,12 +377,19 @@ def poisson_deriv_spec(predicted: Any, target: Any, /, *, check_domain: bool = T
                        ctx: Context | Any = None) -> Any:
     """Derivative of :func:`poisson_spec` w.r.t. ``predicted``: ``(exp(x) - t) / n``.
 
+    For ``1/2 <= t <= 2`` it is formed as ``expm1(x) - (t - 1)``, the same real number: ``t - 1``
+    is then exact in floats, so a log-rate near 0 with a count of 1 loses nothing to the
+    rounding of ``exp(x)`` near 1. Elsewhere ``exp(x) - t`` may still cancel when
+    ``exp(x)`` is close to ``t``; the error then stays within an ulp of the larger term.
+
     PyTorch: the gradient of ``F.poisson_nll_loss(log_input=True, full=False)``.
     """
     c, x, t, shape = _begin(ctx, predicted, target)
     t = _check_counts(c, t, check_domain, "poisson_deriv_spec (counts)")
     with c.scope():
-        return c.finish_deriv(mean_over(c.exp(x) - t, shape))
+        near_one = c.logical_and(c.le(1, 2 * t), c.le(t, 2))
+        g = c.where(near_one, c.expm1(x) - (t - 1), c.exp(x) - t)
+        return c.finish_deriv(mean_over(g, shape))
 
 
 # --------------------------------------------------------------------------------------------
