@@ -223,12 +223,35 @@ def test_cli_certifies_one_cheap_loss_and_writes_json(tmp_path: Path,
     assert "mse" in capsys.readouterr().out
 
 
-def test_cli_exit_status_is_1_when_a_check_fails(tmp_path: Path) -> None:
-    # poisson's float32 derivative at exp(x) ~ t cancels inside float64 (a known defect)
+def test_cli_exit_status_is_1_when_a_check_fails(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # a registry whose poisson derivative is twice the true one: the command must say so
+    import dataclasses
+    from types import MappingProxyType
+
+    import torchlean.registry as registry
+
+    entry = registry.LOSSES["poisson"]
+
+    def doubled(p: Any, t: Any, **kw: Any) -> Any:
+        return 2 * entry.deriv(p, t, **kw)
+
+    rows = {**registry.LOSSES, "poisson": dataclasses.replace(entry, deriv=doubled)}
+    monkeypatch.setattr(registry, "LOSSES", MappingProxyType(rows))
     out = tmp_path / "r.json"
     assert main(["certify", "--loss", "poisson", "--points", "1", "--json", str(out)]) == 1
     data = json.loads(out.read_text())
-    assert data["losses"][0]["checks"]["floats"]["status"] == "FAIL"
+    assert data["ok"] is False
+    assert data["losses"][0]["checks"]["symbolic"]["status"] == "FAIL"
+
+
+def test_cli_exit_status_is_0_for_poisson_with_its_cancellation(tmp_path: Path) -> None:
+    # exp(x) - t at x = log(t) cancels: the float check passes it as conditioned, and says so
+    out = tmp_path / "r.json"
+    assert main(["certify", "--loss", "poisson", "--points", "1", "--json", str(out)]) == 0
+    floats = json.loads(out.read_text())["losses"][0]["checks"]["floats"]
+    assert floats["status"] == "PASS"
+    assert floats["figures"]["conditioned"] >= 1
 
 
 def test_cli_rejects_an_unknown_loss() -> None:
