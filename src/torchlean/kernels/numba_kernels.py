@@ -323,10 +323,12 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
         for r in range(r0, r1):
             zr, tr, gr = z[r], t[r], g[r]
             mx = -math.inf
+            jm = 0
             nan = False
             for j in range(cols):
                 x = np.float64(zr[j])
                 nan = nan or x != x
+                jm = j if x > mx else jm
                 mx = x if x > mx else mx
             if nan or not math.isfinite(mx):
                 mx = 0.0
@@ -345,16 +347,17 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
                 mass += np.float64(tr[j])
             r = below + (rest - 1.0)
             lse = vmath.log1p(r)
+            den = 1.0 + r
             for j in range(cols):
                 y = np.float64(tr[j])
                 acc += y * ((np.float64(zr[j]) - mx) - lse)
-                sm = buf[j] / (1.0 + r)
-                if 2.0 * sm > 1.0:
-                    # the spec's cancellation-free form where softmax > 1/2 (one entry a row)
-                    sj = np.float64(zr[j]) - mx
-                    gr[j] = (mass * ((vmath.expm1(sj) - r) / (1.0 + r)) + (mass - y)) / n
-                else:
-                    gr[j] = (sm * mass - y) / n
+                gr[j] = (buf[j] / den * mass - y) / n
+            # Where softmax > 1/2 (only a row's unique maximum can be) the spec uses the
+            # cancellation-free form mass (expm1(s) - r) / (1 + r) + (mass - t).
+            if 2.0 * (buf[jm] / den) > 1.0:
+                sj = np.float64(zr[jm]) - mx
+                y = np.float64(tr[jm])
+                gr[jm] = (mass * ((vmath.expm1(sj) - r) / den) + (mass - y)) / n
         parts[b] = acc
     return _pairwise(parts)
 
