@@ -303,14 +303,19 @@ def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped
 
 
 @njit(**_JIT)
-def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
+def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
     """Per row: shift ``s = z - m`` (``m`` the row max, 0 where that is not finite), ``e = exp(s)``,
     ``r = sum(e) - 1`` formed as the spec's ``sum_exp_m1`` (the terms with ``s < 0`` summed apart
     from the rest, then ``below + (rest - 1)``); value term ``t (s - log1p(r))`` (the caller
     negates the sum); derivative ``(sm * mass - t) / n`` with ``sm = e / (1 + r)``,
     ``mass = sum(t)``, or where ``sm > 1/2`` the spec's ``mass (expm1(s) - r) / (1 + r) +
     (mass - t)``, over ``n``. ``exp`` runs once per
-    element: ``e`` waits in a float64 row buffer between the two passes over the row."""
+    element: ``e`` waits in a float64 row buffer between the two passes over the row.
+
+    ``narrow`` (float32 output) takes :func:`vmath.exp`, which vectorises; float64 output keeps
+    libm's ``exp``: the derivative cancels (``softmax * mass - t``) and libm's ``exp`` agrees
+    with NumPy's (the spec's) to the last bit far more often, which keeps the cancelled result
+    within a few ulps of the spec's. In float32 the difference rounds away."""
     rows, cols = z.shape
     per = max(1, _CHUNK // cols)
     nb = (rows + per - 1) // per
@@ -335,16 +340,24 @@ def cross_entropy_logits(z, t, g, n):  # type: ignore[no-untyped-def]
             below = 0.0
             rest = 0.0
             mass = 0.0
-            for j in range(cols):
-                sj = np.float64(zr[j]) - mx
-                # libm's exp, not vmath's: the derivative cancels (softmax * mass - t), and
-                # libm's correctly rounded-in-practice exp keeps it to the spec's last bits
-                e = math.exp(sj)
-                buf[j] = e
-                neg = sj < 0.0
-                below += e if neg else 0.0
-                rest += 0.0 if neg else e
-                mass += np.float64(tr[j])
+            if narrow:
+                for j in range(cols):
+                    sj = np.float64(zr[j]) - mx
+                    e = vmath.exp(sj)
+                    buf[j] = e
+                    neg = sj < 0.0
+                    below += e if neg else 0.0
+                    rest += 0.0 if neg else e
+                    mass += np.float64(tr[j])
+            else:
+                for j in range(cols):
+                    sj = np.float64(zr[j]) - mx
+                    e = math.exp(sj)
+                    buf[j] = e
+                    neg = sj < 0.0
+                    below += e if neg else 0.0
+                    rest += 0.0 if neg else e
+                    mass += np.float64(tr[j])
             r = below + (rest - 1.0)
             lse = vmath.log1p(r)
             den = 1.0 + r

@@ -136,15 +136,16 @@ def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | 
         return None  # the spec raises (0-d) or returns its empty-input result
     n = float(z.size)
     cols = z.shape[-1]
+    narrow = z.dtype == np.float32
     g = _alloc(z.shape, z.dtype, "C")
     if z.flags.c_contiguous and t.flags.c_contiguous:
         return k.cross_entropy_logits(z.reshape(-1, cols), t.reshape(-1, cols),
-                                      g.reshape(-1, cols), n), g
+                                      g.reshape(-1, cols), n, narrow), g
     total = 0.0
     for idx in _blocks(z.shape, BLOCK, keep_last=True):
         zb = np.ascontiguousarray(z[idx]).reshape(-1, cols)
         tb = np.ascontiguousarray(t[idx]).reshape(-1, cols)
-        total += k.cross_entropy_logits(zb, tb, g[idx].reshape(-1, cols), n)
+        total += k.cross_entropy_logits(zb, tb, g[idx].reshape(-1, cols), n, narrow)
         del zb, tb
     return total, g
 
