@@ -25,13 +25,18 @@ import numpy as np
 from torchlean.spec.core.tensor import check_delta, check_epsilon
 from torchlean.spec.layers.loss import EPSILON
 
-__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "release_pool", "value_and_deriv"]
+__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "release_pool",
+           "value_and_deriv"]
 
 #: elements per block for layouts that are read through a contiguous copy
 BLOCK = 1 << 16
 #: below this many elements the kernels run on the calling thread only: waking the thread pool
 #: costs more than the work, and on a busy machine a descheduled worker stalls a small call
 SERIAL_BELOW = 1 << 17
+#: the losses whose elements cost several ns (transcendental functions) split earlier
+SERIAL_BELOW_HEAVY = 1 << 14
+_HEAVY = frozenset({"cross_entropy", "cross_entropy_logits", "poisson", "log_cosh",
+                    "binary_cross_entropy"})
 
 #: derivatives at least this large are carved from a recycled per-thread buffer (see _alloc)
 POOL_MIN_BYTES = 1 << 22
@@ -203,7 +208,7 @@ def value_and_deriv(k: Any, name: str, p: np.ndarray, t: np.ndarray,
     """``(value, derivative)`` of loss ``name`` through the kernels module ``k``, or None."""
     if p.dtype not in _FLOATS or p.shape != t.shape:
         return None
-    if p.size >= SERIAL_BELOW:
+    if p.size >= (SERIAL_BELOW_HEAVY if name in _HEAVY else SERIAL_BELOW):
         return _dispatch(k, name, p, t, kwargs)
     import numba
 
