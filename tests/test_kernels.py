@@ -487,3 +487,22 @@ def test_vectorisable_math_is_within_two_ulps(name: str) -> None:
     with np.errstate(all="ignore"):
         close = np.abs(out - ref) <= 2 * np.spacing(np.abs(np.where(np.isfinite(ref), ref, 0)))
     assert np.all(same | (np.isfinite(ref) & close)), list(zip(_SPECIALS, out, ref, strict=True))
+
+
+def test_without_numba_numpy_runs_the_spec_and_torch_the_fused_ops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    from torchlean.kernels import torch_fused
+
+    monkeypatch.setattr(kernels, "_numba", False)  # as if `import numba` had failed
+    assert not kernels.available()
+    p, t = domain_inputs("log_cosh", np.random.default_rng(4), (3, 50), "float32")
+    assert kernels.fast_value_and_deriv("log_cosh", p, t, {}) is None
+    v, g = torchlean.value_and_deriv("log_cosh", p, t)
+    v_ref, g_ref = spec("log_cosh", p, t)
+    assert v == v_ref and np.array_equal(g, g_ref)
+    tp, tt = torch.from_numpy(p), torch.from_numpy(t)
+    v, g = torchlean.value_and_deriv("log_cosh", tp, tt)
+    v_f, g_f = torch_fused.value_and_deriv("log_cosh", tp, tt, {})
+    assert torch.equal(v, v_f) and torch.equal(g, g_f)
+    assert_close("log_cosh", p, t, (v.numpy(), g.numpy()), (v_ref, g_ref))

@@ -63,11 +63,7 @@ def _log_clipped(x: float, eps: float, hi: float) -> tuple[float, float]:
 @njit(inline="always")
 def _sign(d: float) -> float:
     # sign(0) = 0 and sign(nan) = nan, as the spec's ``sign``.
-    if d > 0.0:
-        return 1.0
-    if d < 0.0:
-        return -1.0
-    return d
+    return 1.0 if d > 0.0 else (-1.0 if d < 0.0 else d)
 
 
 @njit(inline="always")
@@ -163,12 +159,10 @@ def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
         for i in range(k1 - k0):
             d = np.float64(pc[i]) - np.float64(tc[i])
             a = abs(d)
-            if a < delta:
-                s += d * d / (2.0 * delta)
-                gc[i] = d / delta / n
-            else:
-                s += a - delta / 2.0
-                gc[i] = _sign(d) / n
+            inside = a < delta
+            # selects, not branches, so the loop vectorises
+            s += d * d / (2.0 * delta) if inside else a - delta / 2.0
+            gc[i] = d / delta / n if inside else _sign(d) / n
         parts[b] = s
     return _pairwise(parts)
 
