@@ -9,14 +9,17 @@ arrays context of the spec does.
 
 The per-element formulas restate those of :mod:`torchlean.spec.layers.loss` in scalar form;
 ``tests/test_kernels.py`` holds each kernel equal to the spec within the bounds stated in
-``docs/performance.md``. Only ``log_cosh`` is rearranged (one ``expm1`` and one ``log1p`` instead of
-up to four transcendental calls, see :func:`_log_cosh_term`); the others follow the spec's order
-of operations.
+``docs/performance.md``. Only ``log_cosh`` is rearranged (one ``expm1`` and one ``log1p``
+instead of up to four transcendental calls, see :func:`_log_cosh_term`); the others follow the
+spec's order of operations. Transcendental functions come from :mod:`.vmath` (vectorisable,
+about 1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
 
 Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
-slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it;
-``fastmath={"reassoc"}`` lets it reorder the block's value sum (and nothing else of the IEEE
-semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added pairwise.
+slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it; bodies
+use selects rather than branches, and ``error_model="numpy"`` gives IEEE division without
+zero checks. ``fastmath={"reassoc"}`` lets LLVM reorder the block's value sum (and nothing else
+of the IEEE semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added
+pairwise.
 
 Compilation is lazy (first call per dtype) and cached on disk (``cache=True``).
 """
@@ -88,7 +91,8 @@ def _log_cosh_term(d: float) -> tuple[float, float]:
     the spec's two branches are
     ``log1p(v**2 / (2 (1 + v)))`` (``a < 1``) and ``a + log1p(v (2 + v) / 2)``; and
     ``tanh(a) = -u / (2 + u)`` with ``u = v (2 + v)``. No step cancels (``1 + v``, ``2 + v``,
-    ``2 + u`` are all >= 0.36), so each result is within a few float64 ulps of the spec's.
+    ``2 + u`` stay >= 0.36 where they divide), so each result is within a few float64 ulps of
+    the spec's.
     """
     a = abs(d)
     v = vmath.expm1(-a)
