@@ -242,16 +242,10 @@ def test_array_api_strict_results_stay_on_the_input_device(name: str) -> None:
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "meta"])
 @pytest.mark.parametrize("name", ALL)
-def test_torch_results_stay_on_the_input_device(name: str, device: str, path: str,
-                                                request: pytest.FixtureRequest) -> None:
+def test_torch_results_stay_on_the_input_device(name: str, device: str, path: str) -> None:
     torch = pytest.importorskip("torch")
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine")
-    if device == "meta" and name == "cosine_similarity" and path == "fused":
-        request.applymarker(pytest.mark.xfail(
-            raises=RuntimeError, strict=False,
-            reason="the fused torch kernel reads the norm to the host (float(...)), which a "
-                   "meta tensor cannot do; the spec path keeps meta"))
     # meta tensors carry no data, so the data-dependent domain checks are switched off there
     params = ({"check_domain": False}
               if device == "meta" and LOSSES[name].has_domain_check else {})

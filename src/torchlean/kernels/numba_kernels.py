@@ -222,8 +222,9 @@ def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
 
 @njit(**_JIT)
 def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
-    """value term ``exp(x) - t x``; derivative ``(exp(x) - t) / n``. Returns ``(sum, bad)``,
-    ``bad`` the number of targets < 0 when ``check`` (NaN is not counted)."""
+    """value term ``exp(x) - t x``; derivative ``(exp(x) - t) / n``, as the spec forms it:
+    ``expm1(x) - (t - 1)`` for ``1/2 <= t <= 2``. Returns ``(sum, bad)``, ``bad`` the number of
+    targets < 0 when ``check`` (NaN is not counted)."""
     m = p.size
     nb = (m + _CHUNK - 1) // _CHUNK
     parts = np.zeros(nb)
@@ -239,7 +240,8 @@ def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
             y = np.float64(tc[i])
             e = vmath.exp(x)
             s += e - y * x
-            gc[i] = (e - y) / n
+            near_one = 2.0 * y >= 1.0 and y <= 2.0
+            gc[i] = ((vmath.expm1(x) - (y - 1.0)) if near_one else (e - y)) / n
             nbad += 1 if y < 0.0 else 0
         parts[b] = s
         bads[b] = nbad
@@ -406,13 +408,22 @@ def cosine_sums(p, t):  # type: ignore[no-untyped-def]
 
 
 @njit(**_JIT)
-def cosine_deriv(p, t, g, a, c):  # type: ignore[no-untyped-def]
-    """``g = (a p - t) / c`` elementwise (the caller picks ``a`` and ``c`` for its branch)."""
+def cosine_deriv(p, t, g, a, c, bp, bt):  # type: ignore[no-untyped-def]
+    """``g = (a p - t) / c`` elementwise (the caller picks ``a`` and ``c`` for its branch);
+    returns ``sum((p / bp - t / bt)**2)``, the spec's ``|u - v|**2`` for the clamped norms."""
     m = p.size
     nb = (m + _CHUNK - 1) // _CHUNK
+    parts = np.zeros(nb)
     for b in prange(nb):
         k0 = b * _CHUNK
         k1 = min(k0 + _CHUNK, m)
         pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
+        s = 0.0
         for i in range(k1 - k0):
-            gc[i] = (a * np.float64(pc[i]) - np.float64(tc[i])) / c
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            gc[i] = (a * x - y) / c
+            w = x / bp - y / bt
+            s += w * w
+        parts[b] = s
+    return _pairwise(parts)

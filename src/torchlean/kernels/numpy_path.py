@@ -195,11 +195,17 @@ def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
     else:
         a, c = 0.0, epsilon * big_t
     if pieces is None:
-        k.cosine_deriv(_flat(p, order), _flat(t, order), _flat(g, order), a, c)
+        w2 = k.cosine_deriv(_flat(p, order), _flat(t, order), _flat(g, order), a, c,
+                            big_p, big_t)
     else:
+        w2 = 0.0
         for idx in pieces:
-            k.cosine_deriv(np.ascontiguousarray(p[idx]).reshape(-1),
-                           np.ascontiguousarray(t[idx]).reshape(-1), g[idx].reshape(-1), a, c)
+            w2 += k.cosine_deriv(np.ascontiguousarray(p[idx]).reshape(-1),
+                                 np.ascontiguousarray(t[idx]).reshape(-1), g[idx].reshape(-1),
+                                 a, c, big_p, big_t)
+    if epsilon < pn and epsilon < tn:
+        # Unit vectors: the spec's |u - v|**2 / 2, free of the cancellation of 1 - u . v.
+        value = w2 / 2
     return value, g
 
 

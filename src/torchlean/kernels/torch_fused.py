@@ -103,7 +103,10 @@ def _poisson(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
         return None
     e = torch.exp(p)
     v = _sum(e - t * p)
-    return v / n, e.sub_(t).div_(n)
+    # the spec's form for counts near 1: expm1(x) - (t - 1), exact in t - 1
+    near_one = (2 * t >= 1) & (t <= 2)
+    g = torch.where(near_one, torch.expm1(p) - (t - 1), e.sub_(t))
+    return v / n, g.div_(n)
 
 
 def _log_cosh(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
@@ -170,7 +173,12 @@ def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Resu
     dot = float(torch.sum(p * t))
     big_t = tn if (tn > eps or tn != tn) else eps
     big_p = pn if (pn > eps or pn != pn) else eps
-    value = torch.tensor(1 - dot / (big_p * big_t), dtype=p.dtype, device=p.device)
+    if eps < pn and eps < tn and math.isfinite(pn) and math.isfinite(tn):
+        # Unit vectors: the spec's |u - v|**2 / 2, free of the cancellation of 1 - u . v.
+        w = p / big_p - t / big_t
+        value = torch.sum(w * w).div_(2).to(p.dtype)
+    else:
+        value = torch.tensor(1 - dot / (big_p * big_t), dtype=p.dtype, device=p.device)
     if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
         return value, torch.full_like(p, math.nan)
     if eps < pn:
