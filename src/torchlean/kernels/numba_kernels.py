@@ -17,9 +17,11 @@ about 1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
 Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
 slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it; bodies
 use selects rather than branches, and ``error_model="numpy"`` gives IEEE division without
-zero checks. ``fastmath={"reassoc"}`` lets LLVM reorder the block's value sum (and nothing else
-of the IEEE semantics: no NaN/inf assumptions, no reciprocal division). Block sums are added
-pairwise.
+zero checks. ``fastmath={"reassoc"}`` lets LLVM reorder the block's value sum; it allows
+reassociating every other float operation of a kernel too (``2 * (d / n)`` may become
+``(2 * d) / n``), so bodies are written in forms reassociation cannot spoil (``d / (0.5 * n)``)
+and the tests hold every kernel to the spec. No NaN/inf assumptions, no reciprocal division.
+Block sums are added pairwise.
 
 Compilation is lazy (first call per dtype) and cached on disk (``cache=True``).
 """
@@ -112,7 +114,7 @@ def _log_cosh_term(d: float) -> tuple[float, float]:
 
 @njit(**_JIT)
 def mse(p, t, g, n):  # type: ignore[no-untyped-def]
-    """value term ``d**2``; derivative ``2 d / n``."""
+    """value term ``d**2``; derivative ``2 (d / n)`` (``2 d`` alone may overflow)."""
     m = p.size
     nb = (m + _CHUNK - 1) // _CHUNK
     parts = np.zeros(nb)
@@ -124,7 +126,7 @@ def mse(p, t, g, n):  # type: ignore[no-untyped-def]
         for i in range(k1 - k0):
             d = np.float64(pc[i]) - np.float64(tc[i])
             s += d * d
-            gc[i] = 2.0 * d / n
+            gc[i] = d / (0.5 * n)  # 2 d / n in one rounding, without forming 2 d
         parts[b] = s
     return _pairwise(parts)
 

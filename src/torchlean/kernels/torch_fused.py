@@ -49,7 +49,7 @@ def _sign(d: Tensor) -> Tensor:
 def _mse(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     d = p - t
     v = _sum(d * d)
-    return v / n, d.mul_(2).div_(n)
+    return v / n, d.div_(n).mul_(2)  # 2 (d / n): 2 d alone may overflow
 
 
 def _mae(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
