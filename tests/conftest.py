@@ -7,6 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Shared, loaded machines: no per-example deadline and no "too slow" health check (they would
+# fail a run for timing, not for a wrong result). Tests still set their own example counts.
+settings.register_profile("torchlean", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("torchlean")
 
 BACKENDS = ("numpy", "torch", "dask", "array_api_strict")
 
