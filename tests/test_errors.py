@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,36 @@ BAD_DELTAS = [-1.0, -1e-300, -math.inf, math.nan, math.inf, "1", None, True, 1 +
 ])
 def test_bad_delta(call: Any, delta: Any) -> None:
     check_raises(ParameterError, lambda: call(delta), "`delta`", ">= 0", repr(delta))
+
+
+# Exact numbers whose float64 rounding would change the loss: checked as given AND as rounded.
+EXACT_BAD = [
+    pytest.param("delta", 10**400, "beyond the float64 range", id="delta-10**400"),
+    pytest.param("delta", Fraction(-1, 10**400), "got Fraction(-1", id="delta-tiny-negative"),
+    pytest.param("epsilon", Fraction(1, 10**400), "rounds to 0.0", id="epsilon-rounds-to-0"),
+    pytest.param("epsilon", Fraction(1, 2) - Fraction(1, 10**30), "rounds to 0.5",
+                 id="epsilon-rounds-to-0.5"),
+]
+
+
+@pytest.mark.parametrize(("arg", "value", "why"), EXACT_BAD)
+def test_exact_parameters_checked_after_rounding(arg: str, value: Any, why: str) -> None:
+    name = "huber" if arg == "delta" else "cross_entropy"
+    p, t = np.full(2, 0.5), np.ones(2)
+    check_raises(ParameterError, lambda: torchlean.value_and_deriv(name, p, t, **{arg: value}),
+                 f"`{arg}`", why)
+    with torchlean.kernels.disabled():
+        check_raises(ParameterError, lambda: SPECS[name][0](p, t, **{arg: value}), f"`{arg}`",
+                     why)
+
+
+def test_exact_parameters_that_round_harmlessly() -> None:
+    # Fraction(3, 2) is a float exactly; 1/3 rounds inside (0, 0.5): both are accepted as floats.
+    p, t = np.array([0.25, 3.0]), np.zeros(2)
+    assert L.huber_spec(p, t, delta=Fraction(3, 2)) == L.huber_spec(p, t, delta=1.5)
+    q = np.full(2, 0.5)
+    assert (L.cross_entropy_spec(q, np.ones(2), epsilon=Fraction(1, 3))
+            == L.cross_entropy_spec(q, np.ones(2), epsilon=1 / 3))
 
 
 BAD_EPSILONS = [0.0, -1e-6, 0.5, 0.7, 1.0, math.nan, math.inf, "1e-6", None, True, 1e-6 + 0j]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -56,15 +57,50 @@ def _is_real_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
 
 
+_SHORT = reprlib.Repr()  # huge exact numbers print abridged in messages
+_SHORT.maxlong, _SHORT.maxother = 40, 60
+
+
+def _as_float(v: Any, name: str, expected: str) -> float:
+    """``v`` as the float64 every semantics computes with; a value beyond the float64 range is
+    refused rather than rounded to inf (or raising Python's own OverflowError)."""
+    try:
+        return float(v)
+    except OverflowError:
+        raise ParameterError(
+            f"`{name}` must be {expected}; got {_SHORT.repr(v)}, beyond the float64 range"
+        ) from None
+
+
 def check_delta(delta: Any) -> float:
-    """Huber's ``delta`` must be a finite real number >= 0 (0 gives the MAE)."""
-    if not _is_real_number(delta) or not math.isfinite(delta) or delta < 0:
-        raise ParameterError(f"`delta` must be a finite number >= 0; got {delta!r}")
-    return float(delta)
+    """Huber's ``delta`` must be a finite real number >= 0 (0 gives the MAE).
+
+    The number given is checked, and so is its float64 rounding, which every semantics uses:
+    an exact ``delta`` too large for a float is refused, never rounded to inf.
+    """
+    expected = "a finite number >= 0"
+    if not _is_real_number(delta) or delta != delta or delta < 0:
+        raise ParameterError(f"`delta` must be {expected}; got {_SHORT.repr(delta)}")
+    value = _as_float(delta, "delta", expected)
+    if not math.isfinite(value):
+        raise ParameterError(f"`delta` must be {expected}; got {_SHORT.repr(delta)}")
+    return value
 
 
 def check_epsilon(epsilon: Any) -> float:
-    """``epsilon`` must be a real number in the open interval (0, 0.5)."""
+    """``epsilon`` must be a real number in the open interval (0, 0.5).
+
+    The number given is checked, and so is its float64 rounding, which every semantics uses: an
+    exact ``epsilon`` that rounds to 0 or to 0.5 (``Fraction(1, 10**400)``,
+    ``Fraction(1, 2) - Fraction(1, 10**30)``) is refused rather than silently changed.
+    """
+    expected = "a number in (0, 0.5)"
     if not _is_real_number(epsilon) or not (0 < epsilon < 0.5):
-        raise ParameterError(f"`epsilon` must be a number in (0, 0.5); got {epsilon!r}")
-    return float(epsilon)
+        raise ParameterError(f"`epsilon` must be {expected}; got {_SHORT.repr(epsilon)}")
+    value = _as_float(epsilon, "epsilon", expected)
+    if not 0 < value < 0.5:
+        raise ParameterError(
+            f"`epsilon` must be {expected} after rounding to float64; got {_SHORT.repr(epsilon)}, "
+            f"which rounds to {value!r}"
+        )
+    return value
