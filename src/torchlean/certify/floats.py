@@ -116,7 +116,8 @@ def check_floats(name: str, value_fn: Callable[..., Any] | None = None,
                                           "beside_a_jump": kink_adjacent,
                                           "conditioned": conditioned,
                                           "max_ulps": worst, "thresholds": limits,
-                                          "oracle": oracle.source})
+                                          "oracle": oracle.source},
+                      examined=n_cases, unit="float runs")
 
 
 def _beside_jump(oracle: Oracle, s: Any, p: np.ndarray, t: np.ndarray, idx: tuple[int, ...],

@@ -88,4 +88,5 @@ def check_frameworks(name: str, value_fn: Callable[..., Any] | None = None,
     return col.result("frameworks", summary, {"points": n, "zones": [z.name for z in zones],
                                               "max_relative_error": worst, "rtol": RTOL,
                                               "torch": torch.__version__,
-                                              "expression": s.torch_equivalent})
+                                              "expression": s.torch_equivalent},
+                      examined=n, unit="points")

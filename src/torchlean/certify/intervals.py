@@ -89,7 +89,8 @@ def check_intervals(name: str, value_fn: Callable[..., Any] | None = None,
     return col.result("intervals", summary, {"points": n_points, "boxes": n_boxes,
                                              "widths": list(WIDTHS), "shape": list(shape),
                                              "unbounded_boxes": unbounded,
-                                             "widest_value_enclosure": widest})
+                                             "widest_value_enclosure": widest},
+                      examined=n_points, unit="points")
 
 
 def _floats(a: np.ndarray) -> np.ndarray:

@@ -79,4 +79,5 @@ def check_kinks(name: str, value_fn: Callable[..., Any] | None = None,
     summary = f"{n_points} pts, {n_coords} coords"
     return col.result("kinks", summary, {"points": n_points, "coordinates": n_coords,
                                          "kinds": sorted(kinds), "where": s.plan.kink_text,
-                                         "max_relative_gap": worst, "oracle": oracle.source})
+                                         "max_relative_gap": worst, "oracle": oracle.source},
+                      examined=n_coords, unit="kink coordinates")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,9 @@ _STYLE = {PASS: "green", FAIL: "bold red", "SKIP": "yellow"}
 def render(report: Report, console: Any = None) -> None:
     """Print one row per loss, one column per check (status and key figures), then every
     failing case and every skip reason."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console(width=160)
+    console = console or _console()
     table = Table(title="torchlean certify")
     table.add_column("loss", style="bold", no_wrap=True)
     for c in CHECKS:
@@ -40,8 +41,24 @@ def render(report: Report, console: Any = None) -> None:
                 console.print(f"[bold red]FAIL[/] {r.loss} / {c}: {res.n_failures} failing "
                               f"case(s); first: {res.failures[0]['case'] if res.failures else ''}",
                               highlight=False)
-    verdict = "[green]all checks passed[/]" if report.ok else "[bold red]some checks failed[/]"
-    console.print(f"{verdict} ({report.seconds:.1f} s)")
+    style = "green" if report.ok else "bold red"
+    console.print(f"[{style}]{report.verdict}[/] ({report.seconds:.1f} s)", highlight=False)
+
+
+def _console() -> Any:
+    """A console for stdout that falls silent when the reader goes away (``| head``): rich
+    would exit with status 1, which reads as a failed check, and skip the JSON report."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            # later writes, and the flush at exit, go nowhere instead of raising again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+    return _Console(width=160)
 
 
 def write_json(report: Report, path: str | Path) -> None:

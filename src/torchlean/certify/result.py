@@ -1,4 +1,10 @@
-"""What a check returns: a status, a one-line summary, key figures and the failing cases."""
+"""What a check returns: a status, a one-line summary, key figures and the failing cases.
+
+A certificate is never vacuous: every check says how many things it examined (points,
+identities, coordinates, float runs), and a check that examined nothing FAILS, whatever the
+reason. A SKIP (a check that does not apply, with its reason) is neither a pass nor a failure,
+but a loss whose checks were all skipped is not certified.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ class CheckResult:
     """The outcome of one check of one loss.
 
     ``figures`` holds the numbers behind the verdict (points checked, max ulps, ...);
-    ``failures`` describes the first failing cases, each a dict with at least ``case``.
+    ``failures`` describes the first failing cases, each a dict with at least ``case``;
+    ``examined`` counts what the check looked at, in ``unit``s. A PASS that examined nothing
+    is turned into a FAIL on construction ("examined no points").
     """
 
     check: str
@@ -31,10 +39,27 @@ class CheckResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     n_failures: int = 0
     seconds: float = 0.0
+    examined: int = 0
+    unit: str = "points"
+
+    def __post_init__(self) -> None:
+        if self.status == PASS and self.examined <= 0:
+            # no counterexample among no cases proves nothing
+            reason = f"examined no {self.unit}"
+            self.status = FAIL
+            self.summary = f"{reason} ({self.summary})" if self.summary else reason
+            self.failures = [{"case": reason}, *self.failures][:MAX_FAILURES]
+            self.n_failures += 1
+
+    @property
+    def passed(self) -> bool:
+        """Examined something and found no failing case."""
+        return self.status == PASS and self.examined > 0
 
     @property
     def ok(self) -> bool:
-        return self.status != FAIL
+        """Not a failure: passed, or skipped (does not apply here)."""
+        return self.passed or self.status == SKIP
 
 
 class Collector:
@@ -49,11 +74,13 @@ class Collector:
         if len(self.failures) < MAX_FAILURES:
             self.failures.append({"case": case, **{k: _plain(v) for k, v in details.items()}})
 
-    def result(self, check: str, summary: str,
-               figures: dict[str, Any] | None = None) -> CheckResult:
+    def result(self, check: str, summary: str, figures: dict[str, Any] | None = None, *,
+               examined: int, unit: str = "points") -> CheckResult:
+        """The verdict: FAIL with a failing case, or when ``examined`` (what the check looked
+        at, counted in ``unit``) is 0; PASS otherwise."""
         return CheckResult(check, FAIL if self.count else PASS, summary,
                            {k: _plain(v) for k, v in (figures or {}).items()},
-                           self.failures, self.count)
+                           self.failures, self.count, examined=int(examined), unit=unit)
 
 
 def skipped(check: str, reason: str) -> CheckResult:
@@ -71,7 +98,9 @@ class LossReport:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks.values())
+        """No check failed and at least one passed (skips alone certify nothing)."""
+        checks = self.checks.values()
+        return all(c.ok for c in checks) and any(c.passed for c in checks)
 
 
 @dataclass
@@ -85,12 +114,28 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """True when no check failed (a skipped check is not a failure)."""
-        return all(r.ok for r in self.losses)
+        """True when there is a loss, no check failed and every loss has a passing check."""
+        return bool(self.losses) and all(r.ok for r in self.losses)
+
+    @property
+    def verdict(self) -> str:
+        """One line: why the report is or is not ok."""
+        if not self.losses:
+            return "nothing certified: no loss was checked"
+        results = [c for r in self.losses for c in r.checks.values()]
+        failed = sum(not c.ok for c in results)
+        skipped = sum(c.status == SKIP for c in results)
+        bare = [r.loss for r in self.losses if not any(c.passed for c in r.checks.values())]
+        if failed:
+            return f"{failed} of {len(results)} checks failed"
+        if bare:
+            return f"nothing certified for {', '.join(bare)}: no check ran and passed"
+        return "all checks passed" + (f" ({skipped} skipped)" if skipped else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
             "seconds": round(self.seconds, 3),
             "settings": self.settings,
             "environment": self.environment,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Iterable, Mapping
+from numbers import Integral
 from typing import Any
 
 from torchlean.certify.floats import check_floats
@@ -14,7 +15,7 @@ from torchlean.certify.kinks import check_kinks
 from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
 from torchlean.certify.symbolic import check_symbolic
 
-__all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "run"]
+__all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "run", "validate_points", "validate_seed"]
 
 Check = Callable[..., CheckResult]
 
@@ -37,19 +38,21 @@ def run(losses: Iterable[str] | None = None, *, points: int | None = None, seed:
         | None = None, progress: bool = False) -> Report:
     """Certify the losses ``losses`` (default: every loss of ``torchlean.LOSSES``).
 
-    ``points`` replaces every check's default sample count (smaller is faster); ``pairs`` maps
-    a loss name to a ``(value_fn, deriv_fn)`` pair that replaces its spec functions (None keeps
-    one); ``progress`` shows a rich progress bar. A check that raises is reported as FAIL with
-    the exception.
+    ``points`` (a positive integer) replaces every check's default sample count (smaller is
+    faster); ``seed`` is a non-negative integer; ``pairs`` maps a loss name to a
+    ``(value_fn, deriv_fn)`` pair that replaces its spec functions (None keeps one);
+    ``progress`` shows a rich progress bar. A check that raises is reported as FAIL with the
+    exception. Every argument is checked before any check runs (ParameterError).
     """
+    from torchlean.errors import ParameterError
     from torchlean.registry import LOSSES, get_loss
 
+    validate_points(points)
+    validate_seed(seed)
     names = list(LOSSES) if losses is None else [get_loss(n).name for n in losses]
     checks = list(checks)
     for c in checks:
         if c not in CHECK_FUNCTIONS:
-            from torchlean.errors import ParameterError
-
             raise ParameterError(f"`checks` must name some of {', '.join(CHECKS)}; got {c!r}")
     start = time.perf_counter()
     reports = [LossReport(n, dict(get_loss(n).params)) for n in names]
@@ -59,10 +62,31 @@ def run(losses: Iterable[str] | None = None, *, points: int | None = None, seed:
             advance(f"{report.loss}: {check}")
             value_fn, deriv_fn = (pairs or {}).get(report.loss, (None, None))
             report.checks[check] = _timed(CHECK_FUNCTIONS[check], report.loss, value_fn,
-                                          deriv_fn, points or DEFAULT_POINTS[check], seed)
+                                          deriv_fn,
+                                          DEFAULT_POINTS[check] if points is None else points,
+                                          seed)
         advance("done")
     return Report(reports, {"points": points, "seed": seed, "checks": checks},
                   _environment(), time.perf_counter() - start)
+
+
+def validate_points(points: object) -> None:
+    """``points`` is None (each check's default) or a positive integer; else ParameterError."""
+    from torchlean.errors import ParameterError
+
+    if points is None:
+        return
+    if isinstance(points, bool) or not isinstance(points, Integral) or points < 1:
+        raise ParameterError(f"`points` must be a positive integer; got {points!r}")
+
+
+def validate_seed(seed: object) -> None:
+    """``seed`` is an integer NumPy's ``default_rng`` accepts (non-negative); else
+    ParameterError."""
+    from torchlean.errors import ParameterError
+
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ParameterError(f"`seed` must be a non-negative integer; got {seed!r}")
 
 
 def _timed(fn: Check, name: str, value_fn: Any, deriv_fn: Any, points: int,

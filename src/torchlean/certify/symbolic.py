@@ -174,7 +174,8 @@ def check_symbolic(name: str, value_fn: Callable[..., Any] | None = None,
     summary = f"{proven} proven, {proofs['numeric']} numeric; {n_regions} regions"
     return col.result("symbolic", summary, {"shapes": [list(x) for x in shapes],
                                            "regions": n_regions, "points": n_points,
-                                           "proofs": proofs, "sympy": sympy.__version__})
+                                           "proofs": proofs, "sympy": sympy.__version__},
+                      examined=sum(proofs.values()), unit="identities")
 
 
 def _region_key(value: Any, deriv: np.ndarray, point: dict[Any, Any]) -> tuple[Any, ...] | None:
