@@ -12,7 +12,8 @@ optionally, a replacement ``(value_fn, deriv_fn)`` pair:
 - :func:`check_frameworks` (e): agreement with PyTorch autograd where the semantics agree.
 
 :func:`run` runs them and returns a :class:`Report`; :func:`render` and :func:`write_json`
-print or save it.
+print or save it. Every check counts what it examined; one that examined nothing fails, and a
+loss whose checks were all skipped is not certified (docs/certification.md, "Verdicts").
 """
 
 from __future__ import annotations
