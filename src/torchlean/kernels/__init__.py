@@ -13,46 +13,81 @@ Results never carry an autograd graph (use ``torchlean.interop.torch`` for a dif
 loss). The fast paths run only when no ``ctx`` is passed.
 
 Switch: set the environment variable ``TORCHLEAN_KERNELS=0`` (read at import) or call
-:func:`set_enabled` (``False`` makes every call run the spec; :func:`disabled` does so for a
-``with`` block). ``TORCHLEAN_KERNELS=torch`` uses :mod:`.torch_fused` for CPU tensors too.
+:func:`set_enabled` (``False`` makes every call of the process run the spec); :func:`disabled`
+runs the spec inside a ``with`` block, for the current thread (or asyncio task) only: the block
+sets a :mod:`contextvars` variable, so blocks in other threads neither see it nor undo it.
+``TORCHLEAN_KERNELS=torch`` uses :mod:`.torch_fused` for CPU tensors too.
+
+Processes: the kernels' thread pool may be numba's GNU OpenMP layer, which a ``fork()``ed
+child cannot enter once its parent has. So once a parallel kernel has run, a forked child (a
+``multiprocessing`` worker under Linux's default start method, say) runs every kernel on its
+calling thread: the same code compiled without the thread pool, with bit-identical results.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "disabled", "enabled", "fast_value_and_deriv", "set_enabled"]
+__all__ = ["available", "disabled", "enabled", "fast_value_and_deriv", "kernel_set",
+           "set_enabled"]
 
 _MODE = os.environ.get("TORCHLEAN_KERNELS", "1").strip().lower()
-_ENABLED = _MODE not in ("0", "off", "false", "no")
+_ENABLED = _MODE not in ("0", "off", "false", "no")  # the process-wide default
+# A `disabled()` block's override: per thread and per asyncio task, never process-wide.
+_OVERRIDE: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "torchlean_kernels", default=None)
 _numba: Any = None  # the kernels module once imported; False when numba is missing
+# Whether this process (or the parent it was forked from) has entered the kernels' thread pool,
+# and whether it is a forked child of such a process, which must keep out of the pool.
+_POOL_USED = False
+_SERIAL_ONLY = False
 
 
 def set_enabled(flag: bool) -> None:
-    """Turn every fast path on or off for this process."""
+    """Turn every fast path on or off for this process (a :func:`disabled` block still wins
+    inside it)."""
     global _ENABLED
     _ENABLED = bool(flag)
 
 
 def enabled() -> bool:
-    """Whether fast paths are on (they still need numba or torch to apply)."""
-    return _ENABLED
+    """Whether fast paths are on here (they still need numba or torch to apply)."""
+    override = _OVERRIDE.get()
+    return _ENABLED if override is None else override
 
 
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
-    """Run the spec for every call inside the block."""
-    before = _ENABLED
-    set_enabled(False)
+    """Run the spec for every call inside the block, in this thread (or task) only."""
+    token = _OVERRIDE.set(False)
     try:
         yield
     finally:
-        set_enabled(before)
+        _OVERRIDE.reset(token)
+
+
+def _after_fork_in_child() -> None:
+    global _SERIAL_ONLY
+    _SERIAL_ONLY = _SERIAL_ONLY or _POOL_USED
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def kernel_set(k: Any, parallel: bool) -> Any:
+    """Of the kernels module ``k``, the thread-pool kernels when ``parallel`` and this process
+    may enter the pool, else their single-threaded twins (the same code, the same bits)."""
+    global _POOL_USED
+    if parallel and not _SERIAL_ONLY:
+        _POOL_USED = True
+        return k.PARALLEL
+    return k.SERIAL
 
 
 def _kernels() -> Any:
@@ -76,7 +111,7 @@ def available() -> bool:
 def fast_value_and_deriv(name: str, predicted: Any, target: Any,
                          kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
     """``(value, derivative)`` through a fast path, or None when none applies."""
-    if not _ENABLED or kwargs.get("ctx") is not None:
+    if not enabled() or kwargs.get("ctx") is not None:
         return None
     if type(predicted) is np.ndarray:
         if type(target) is not np.ndarray:

@@ -23,12 +23,20 @@ reassociating every other float operation of a kernel too (``2 * (d / n)`` may b
 and the tests hold every kernel to the spec. No NaN/inf assumptions, no reciprocal division.
 Block sums are added pairwise.
 
+Every kernel exists twice, in :data:`PARALLEL` (blocks spread over numba's thread pool) and in
+:data:`SERIAL` (the same function compiled without the pool, for small inputs and for forked
+children, see :mod:`torchlean.kernels`). Blocks and their pairwise sum do not depend on which
+thread runs a block, so both give the same bits whatever the thread count.
+
 Compilation is lazy (first call per dtype) and cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
 
 import math
+import types
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -39,6 +47,23 @@ _CHUNK = 1024
 _NAN = math.nan
 _JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
         "error_model": "numpy"}
+
+#: the kernels over numba's thread pool, and their single-threaded twins, by function name
+PARALLEL = types.SimpleNamespace()
+SERIAL = types.SimpleNamespace()
+
+
+def _kernel(fn: Callable[..., Any]) -> Any:
+    """Compile ``fn`` twice: into :data:`PARALLEL` and, as a twin under its own qualified name
+    (so numba's disk cache keeps the two apart), into :data:`SERIAL`."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_serial"
+    twin.__doc__ = fn.__doc__
+    setattr(SERIAL, fn.__name__, njit(**{**_JIT, "parallel": False})(twin))
+    parallel = njit(**_JIT)(fn)
+    setattr(PARALLEL, fn.__name__, parallel)
+    return parallel
 
 
 @njit(cache=True)
@@ -112,7 +137,7 @@ def _log_cosh_term(d: float) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@_kernel
 def mse(p, t, g, n):  # type: ignore[no-untyped-def]
     """value term ``d**2``; derivative ``2 (d / n)`` (``2 d`` alone may overflow)."""
     m = p.size
@@ -131,7 +156,7 @@ def mse(p, t, g, n):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def mae(p, t, g, n):  # type: ignore[no-untyped-def]
     """value term ``|d|``; derivative ``sign(d) / n``."""
     m = p.size
@@ -150,7 +175,7 @@ def mae(p, t, g, n):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
     """value term ``d**2 / (2 delta)`` if ``|d| < delta`` else ``|d| - delta / 2``;
     derivative ``(d / delta`` or ``sign(d)) / n``. ``delta > 0`` (0 goes to :func:`mae`)."""
@@ -173,7 +198,7 @@ def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
     """value term ``t log(clamp(p, eps, hi))`` (the caller negates the sum); derivative
     ``-t / p / n`` strictly inside (``eps < p`` and ``eps < 1 - p``), else 0; NaN where ``p`` or
@@ -198,7 +223,7 @@ def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
     """value term ``max(0, 1 - t x)`` (NaN-propagating); derivative ``-t / n`` where
     ``1 - t x > 0``, else 0; NaN where ``x`` or ``t`` is NaN."""
@@ -222,7 +247,7 @@ def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
     """value term ``exp(x) - t x``; derivative ``(exp(x) - t) / n``, as the spec forms it:
     ``expm1(x) - (t - 1)`` for ``1/2 <= t <= 2``. Returns ``(sum, bad)``, ``bad`` the number of
@@ -250,7 +275,7 @@ def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
     return _pairwise(parts), (bads.sum() if check else 0)
 
 
-@njit(**_JIT)
+@_kernel
 def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
     """value term ``log(cosh(d))``; derivative ``tanh(d) / n`` (see :func:`_log_cosh_term`)."""
     m = p.size
@@ -269,7 +294,7 @@ def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
     return _pairwise(parts)
 
 
-@njit(**_JIT)
+@_kernel
 def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped-def]
     """value term ``-(t log q + (1 - t) log(1 - q))``, ``q = clamp(p, eps, hi)``; derivative
     ``(p - t) / (p (1 - p)) / n`` strictly inside (as cross_entropy), else 0; NaN where ``p`` or
@@ -304,7 +329,7 @@ def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped
 # ------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@_kernel
 def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
     """Per row: shift ``s = z - m`` (``m`` the row max, 0 where that is not finite), ``e = exp(s)``,
     ``r = sum(e) - 1`` formed as the spec's ``sum_exp_m1`` (the terms with ``s < 0`` summed apart
@@ -321,11 +346,15 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
     rows, cols = z.shape
     per = max(1, _CHUNK // cols)
     nb = (rows + per - 1) // per
+    # A row is summed in chunks of _CHUNK, the chunk sums pairwise: a long row's sums (10**6
+    # classes) then stay as accurate as NumPy's pairwise ones, not a sequential sum's.
+    nc = (cols + _CHUNK - 1) // _CHUNK
     parts = np.zeros(nb)
     for b in prange(nb):
         r0 = b * per
         r1 = min(r0 + per, rows)
         buf = np.empty(cols)
+        sums = np.empty((4, nc))  # per chunk: below, rest, mass, value
         acc = 0.0
         for r in range(r0, r1):
             zr, tr, gr = z[r], t[r], g[r]
@@ -339,34 +368,49 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
                 mx = x if x > mx else mx
             if nan or not math.isfinite(mx):
                 mx = 0.0
-            below = 0.0
-            rest = 0.0
-            mass = 0.0
-            if narrow:
-                for j in range(cols):
-                    sj = np.float64(zr[j]) - mx
-                    e = vmath.exp(sj)
-                    buf[j] = e
-                    neg = sj < 0.0
-                    below += e if neg else 0.0
-                    rest += 0.0 if neg else e
-                    mass += np.float64(tr[j])
-            else:
-                for j in range(cols):
-                    sj = np.float64(zr[j]) - mx
-                    e = math.exp(sj)
-                    buf[j] = e
-                    neg = sj < 0.0
-                    below += e if neg else 0.0
-                    rest += 0.0 if neg else e
-                    mass += np.float64(tr[j])
-            r = below + (rest - 1.0)
+            for c in range(nc):
+                j0 = c * _CHUNK
+                j1 = min(j0 + _CHUNK, cols)
+                zc, tc, bc = zr[j0:j1], tr[j0:j1], buf[j0:j1]
+                below = 0.0
+                rest = 0.0
+                mass = 0.0
+                if narrow:
+                    for j in range(j1 - j0):
+                        sj = np.float64(zc[j]) - mx
+                        e = vmath.exp(sj)
+                        bc[j] = e
+                        neg = sj < 0.0
+                        below += e if neg else 0.0
+                        rest += 0.0 if neg else e
+                        mass += np.float64(tc[j])
+                else:
+                    for j in range(j1 - j0):
+                        sj = np.float64(zc[j]) - mx
+                        e = math.exp(sj)
+                        bc[j] = e
+                        neg = sj < 0.0
+                        below += e if neg else 0.0
+                        rest += 0.0 if neg else e
+                        mass += np.float64(tc[j])
+                sums[0, c] = below
+                sums[1, c] = rest
+                sums[2, c] = mass
+            r = _pairwise(sums[0]) + (_pairwise(sums[1]) - 1.0)
+            mass = _pairwise(sums[2])
             lse = vmath.log1p(r)
             den = 1.0 + r
-            for j in range(cols):
-                y = np.float64(tr[j])
-                acc += y * ((np.float64(zr[j]) - mx) - lse)
-                gr[j] = (buf[j] / den * mass - y) / n
+            for c in range(nc):
+                j0 = c * _CHUNK
+                j1 = min(j0 + _CHUNK, cols)
+                zc, tc, gc, bc = zr[j0:j1], tr[j0:j1], gr[j0:j1], buf[j0:j1]
+                v = 0.0
+                for j in range(j1 - j0):
+                    y = np.float64(tc[j])
+                    v += y * ((np.float64(zc[j]) - mx) - lse)
+                    gc[j] = (bc[j] / den * mass - y) / n
+                sums[3, c] = v
+            acc += _pairwise(sums[3])
             # Where softmax > 1/2 (only a row's unique maximum can be) the spec uses the
             # cancellation-free form mass (expm1(s) - r) / (1 + r) + (mass - t).
             if 2.0 * (buf[jm] / den) > 1.0:
@@ -382,7 +426,7 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@_kernel
 def cosine_sums(p, t):  # type: ignore[no-untyped-def]
     """``(sum p**2, sum t**2, sum p t)`` in float64."""
     m = p.size
@@ -409,7 +453,7 @@ def cosine_sums(p, t):  # type: ignore[no-untyped-def]
     return _pairwise(pp), _pairwise(tt), _pairwise(pt)
 
 
-@njit(**_JIT)
+@_kernel
 def cosine_deriv(p, t, g, a, c, bp, bt):  # type: ignore[no-untyped-def]
     """``g = (a p - t) / c`` elementwise (the caller picks ``a`` and ``c`` for its branch);
     returns ``sum((p / bp - t / bt)**2)``, the spec's ``|u - v|**2`` for the clamped norms."""

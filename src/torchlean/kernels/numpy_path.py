@@ -30,8 +30,8 @@ __all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "rel
 
 #: elements per block for layouts that are read through a contiguous copy
 BLOCK = 1 << 16
-#: below this many elements the kernels run on the calling thread only: waking the thread pool
-#: costs more than the work, and on a busy machine a descheduled worker stalls a small call
+#: below this many elements the single-threaded kernels run: waking the thread pool costs more
+#: than the work, and on a busy machine a descheduled worker stalls a small call
 SERIAL_BELOW = 1 << 17
 #: the losses whose elements cost several ns (transcendental functions) split earlier
 SERIAL_BELOW_HEAVY = 1 << 14
@@ -214,16 +214,10 @@ def value_and_deriv(k: Any, name: str, p: np.ndarray, t: np.ndarray,
     """``(value, derivative)`` of loss ``name`` through the kernels module ``k``, or None."""
     if p.dtype not in _FLOATS or p.shape != t.shape:
         return None
-    if p.size >= (SERIAL_BELOW_HEAVY if name in _HEAVY else SERIAL_BELOW):
-        return _dispatch(k, name, p, t, kwargs)
-    import numba
+    from torchlean.kernels import kernel_set
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return _dispatch(k, name, p, t, kwargs)
-    finally:
-        numba.set_num_threads(before)
+    parallel = p.size >= (SERIAL_BELOW_HEAVY if name in _HEAVY else SERIAL_BELOW)
+    return _dispatch(kernel_set(k, parallel), name, p, t, kwargs)
 
 
 def _dispatch(k: Any, name: str, p: np.ndarray, t: np.ndarray,
