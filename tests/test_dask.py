@@ -15,7 +15,7 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 import torchlean  # noqa: E402
-from torchlean import LOSSES, DomainError  # noqa: E402
+from torchlean import LOSSES, DomainError, ShapeError  # noqa: E402
 
 SHAPE, CHUNKS = (6, 4), (3, 2)  # chunked along both axes, the softmax axis included
 
@@ -101,12 +101,32 @@ def test_many_chunks_stay_many_chunks() -> None:
     np.testing.assert_allclose(v.compute(scheduler="threads"), want, rtol=1e-14)
 
 
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_unknown_chunk_sizes_are_refused(name: str) -> None:
+    # A boolean mask leaves the row count unknown (nan): the mean's n would be nan, and the shape
+    # check compared (nan, 8) with (nan, 8).
+    p, t = _pair(name)
+    lp, lt = _lazy(p), _lazy(t)
+    keep = lp[:, 0] == lp[:, 0]
+    with pytest.raises(ShapeError, match=r"`(predicted|logits)` must have known chunk sizes; got "
+                                         r"shape \(\?, 4\) \(call `\1.compute_chunk_sizes\(\)`"):
+        torchlean.value_and_deriv(name, lp[keep], lt[keep])
+    with pytest.raises(ShapeError, match="`target` must have known chunk sizes"):
+        torchlean.value_and_deriv(name, lp, lt[lt[:, 0] == lt[:, 0]])
+    sized_p, sized_t = lp[keep].compute_chunk_sizes(), lt[keep].compute_chunk_sizes()
+    v, _ = torchlean.value_and_deriv(name, sized_p, sized_t)
+    with torchlean.kernels.disabled():
+        want, _ = torchlean.value_and_deriv(name, p, t)
+    np.testing.assert_allclose(v.compute(scheduler="threads"), want, rtol=1e-13)
+
+
 @pytest.mark.parametrize("name", ["poisson", "binary_cross_entropy"])
 def test_domain_check_is_lazy_and_raises_at_compute(name: str) -> None:
     p, t = _pair(name)
     t[5, 3] = -1.0  # outside [0, inf) and [0, 1]: in the last chunk only
     v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))  # no error yet
-    with pytest.raises(DomainError, match=r"`target` must lie in .*got -1\.0 at index \(2, 1\)"):
+    # the index in the whole array, not in its chunk (there it is (2, 1))
+    with pytest.raises(DomainError, match=r"`target` must lie in .*got -1\.0 at index \(5, 3\)"):
         v.compute(scheduler="threads")
     with pytest.raises(DomainError, match="`target` must lie in"):
         g.compute(scheduler="threads")

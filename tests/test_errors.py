@@ -4,6 +4,7 @@ and a TorchleanError), with a message naming the argument, what was expected and
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
@@ -289,6 +290,24 @@ def test_mixed_libraries(name: str, p: Any, t: Any, lib_p: str, lib_t: str) -> N
                lambda: torchlean.value_and_deriv(name, p, t)):
         check_raises(BackendError, fn, _first_name(name), "`target`", "one array library",
                      lib_p, lib_t)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("which", ["predicted", "target"])
+def test_masked_arrays_and_matrices_are_refused(name: str, which: str) -> None:
+    # A masked mse of [1, --, 3] against 0 summed 10 over 3 elements (3.33; the masked mean is
+    # 5); np.matrix's `*` is a matrix product.
+    plain = np.full((2, 2), 0.5)
+    masked = np.ma.masked_array(plain, mask=[[False, True], [False, False]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix's own notice
+        matrix = np.asmatrix(plain)
+    arg = _first_name(name) if which == "predicted" else "`target`"
+    for odd, came in ((masked, "a masked array"), (matrix, "an np.matrix")):
+        args = {"predicted": plain, "target": plain, which: odd}
+        check_raises(BackendError,
+                     lambda a=args: torchlean.value_and_deriv(name, a["predicted"], a["target"]),
+                     arg, "must be a plain array", came)
 
 
 def test_bad_ctx() -> None:

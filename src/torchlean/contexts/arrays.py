@@ -30,7 +30,21 @@ def _is_array(x: Any) -> bool:
 def _as_array(x: Any, like: Any, name: str) -> Any:
     """Arrays pass through; Python numbers and (nested) sequences become arrays of ``like``'s
     library (NumPy when ``like`` is not an array); anything else is refused."""
+    if isinstance(x, np.ma.MaskedArray | np.matrix):
+        # NumPy's sum skips masked elements while the mean's denominator counts them all, and
+        # `*` of two matrices is a matrix product: either would give a silently wrong loss.
+        kind = "a masked array" if isinstance(x, np.ma.MaskedArray) else "an np.matrix"
+        hint = ("pass the elements that count, e.g. `x.compressed()` for an elementwise loss, "
+                "or `x.filled(value)`" if isinstance(x, np.ma.MaskedArray)
+                else "pass `np.asarray(x)`")
+        raise BackendError(f"`{name}` must be a plain array; got {kind} ({hint})")
     if _is_array(x):
+        if aac.is_dask_array(x) and any(s != s for s in x.shape):
+            # An unknown chunk size would make the shape check and the mean's n meaningless.
+            raise ShapeError(
+                f"`{name}` must have known chunk sizes; got shape {_fmt_lazy(x.shape)} (call "
+                f"`{name}.compute_chunk_sizes()` first)"
+            )
         return x
     if isinstance(x, np.generic):
         return np.asarray(x)
@@ -50,6 +64,11 @@ def _as_array(x: Any, like: Any, name: str) -> Any:
         f"`{name}` must be an array (NumPy, PyTorch, Dask, ... or a torchlean context tensor) "
         f"or a sequence of numbers; got {type(x).__name__}"
     )
+
+
+def _fmt_lazy(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join("?" if s != s else str(s) for s in shape) + ("," if len(shape) == 1
+                                                                      else "") + ")"
 
 
 def _dtype_name(x: Any) -> str:
@@ -249,19 +268,21 @@ def _size(x: Any) -> int:
 
 
 def _check_block(block: np.ndarray, _arg: str, _lo: float | None, _hi: float | None,
-                 _what: str) -> np.ndarray:
+                 _what: str, block_info: Any = None) -> np.ndarray:
     bad = np.zeros(block.shape, dtype=bool)
     if _lo is not None:
         bad |= block < _lo
     if _hi is not None:
         bad |= block > _hi
     if bad.any():
-        _raise_domain(np.asarray(block, dtype=np.float64), _arg, _lo, _hi, _what)
+        # Where the chunk starts, so the message names the index in the whole array.
+        start = tuple(a for a, _ in block_info[0]["array-location"]) if block_info else None
+        _raise_domain(np.asarray(block, dtype=np.float64), _arg, _lo, _hi, _what, start)
     return block
 
 
 def _raise_domain(x: np.ndarray | None, name: str, lo: float | None, hi: float | None,
-                  what: str) -> None:
+                  what: str, start: tuple[int, ...] | None = None) -> None:
     # Both ends as floats: an open end prints as -inf / inf under the same `:g` format.
     rng = f"[{-np.inf if lo is None else lo:g}, {np.inf if hi is None else hi:g}]"
     msg = f"`{name}` must lie in {rng} for {what}"
@@ -272,7 +293,8 @@ def _raise_domain(x: np.ndarray | None, name: str, lo: float | None, hi: float |
         if hi is not None:
             bad |= x > hi
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        msg += f"; got {float(x[idx])!r} at index {idx}"
+        at = idx if start is None else tuple(int(a) + i for a, i in zip(start, idx, strict=True))
+        msg += f"; got {float(x[idx])!r} at index {at}"
     raise DomainError(msg + " (pass check_domain=False to skip this check)")
 
 
