@@ -3,6 +3,7 @@ and the benchmarks all loop over."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -121,12 +122,71 @@ def value_and_deriv(name: str, predicted: Any, target: Any, /, **params: Any) ->
 
     ``params`` are the loss's keyword parameters (``delta``, ``epsilon``, ``check_domain``,
     ``ctx``). Runs a fused kernel where one exists for the inputs, else the spec twice.
+
+    PyTorch tensors (without ``ctx``): when ``predicted`` requires grad and grad mode is on, or
+    under a ``torch.func`` transform, the value is differentiable with respect to ``predicted``
+    and its backward is the derivative spec, as for the criteria of
+    :mod:`torchlean.interop.torch`, whether the fused kernels are on or off. The derivative is
+    returned as a constant (no graph; differentiate the value with ``create_graph=True`` for
+    second derivatives). A ``target`` that requires grad raises
+    :class:`~torchlean.errors.UnsupportedOperationError` there. Sparse and nested tensors raise
+    :class:`~torchlean.errors.BackendError`. Tensors without data (the meta device, fake
+    tensors) skip the domain check, which needs the values.
     """
     entry = get_loss(name)
     kwargs = entry.bind_params(params)
+    torch = _torch_of(predicted, target)
+    if torch is not None:
+        from torchlean.kernels.torch_path import check_dense
+
+        for arg, x in (("predicted", predicted), ("target", target)):
+            if isinstance(x, torch.Tensor):
+                check_dense(arg, x)
+        if kwargs.get("ctx") is None and _tracked(torch, predicted, target):
+            from torchlean.interop.torch import tracked_value_and_deriv
+
+            return tracked_value_and_deriv(entry.name, kwargs, predicted, target)
+    return compute_value_and_deriv(entry.name, predicted, target, kwargs)
+
+
+def compute_value_and_deriv(name: str, predicted: Any, target: Any,
+                            kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """:func:`value_and_deriv` for a registry ``name`` and bound ``kwargs``, with no autograd
+    bookkeeping: the fast path where one applies, else the spec twice."""
+    entry = LOSSES[name]
+    torch = _torch_of(predicted, target)
+    if (torch is not None and entry.has_domain_check and kwargs.get("check_domain", True)
+            and not _all_have_data(torch, predicted, target)):
+        # the check reads the values, which a meta or fake tensor does not have
+        kwargs = {**kwargs, "check_domain": False}
     from torchlean.kernels import fast_value_and_deriv
 
     fast = fast_value_and_deriv(entry.name, predicted, target, kwargs)
     if fast is not None:
         return fast
     return entry.value(predicted, target, **kwargs), entry.deriv(predicted, target, **kwargs)
+
+
+def _torch_of(*xs: Any) -> Any:
+    """The torch module when one of ``xs`` is a tensor (torch already imported), else None."""
+    torch = sys.modules.get("torch")
+    if torch is None or not any(isinstance(x, torch.Tensor) for x in xs):
+        return None
+    return torch
+
+
+def _all_have_data(torch: Any, *xs: Any) -> bool:
+    from torchlean.kernels.torch_path import has_data
+
+    return all(has_data(x) for x in xs if isinstance(x, torch.Tensor))
+
+
+def _tracked(torch: Any, predicted: Any, target: Any) -> bool:
+    """Whether autograd or a ``torch.func`` transform sees these inputs."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    for x in (predicted, target):
+        if not isinstance(x, torch.Tensor):
+            continue
+        if (x.requires_grad and torch.is_grad_enabled()) or (wrapped is not None and wrapped(x)):
+            return True
+    return False

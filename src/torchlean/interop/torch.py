@@ -53,7 +53,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 import numpy as np
 
 from torchlean.errors import BackendError, ParameterError, UnsupportedOperationError
-from torchlean.registry import get_loss, value_and_deriv
+from torchlean.kernels.torch_path import check_dense
+from torchlean.registry import compute_value_and_deriv, get_loss
 from torchlean.spec.layers.loss import EPSILON
 
 __all__ = [
@@ -73,27 +74,97 @@ __all__ = [
 
 
 class _SpecFunction(torch.autograd.Function):
-    """Forward: the spec value. Backward: ``grad_output * derivative spec`` for ``predicted``."""
+    """Outputs ``(value, derivative)``; backward is ``grad_value * derivative spec`` for
+    ``predicted``. The derivative is an output (marked non-differentiable) so that the
+    ``setup_context`` form, which ``torch.func`` needs, can save it for backward."""
 
     @staticmethod
-    def forward(ctx: Any, predicted: torch.Tensor, target: torch.Tensor, name: str,
-                params: dict[str, Any]) -> torch.Tensor:
-        value, deriv = value_and_deriv(name, predicted.detach(), target.detach(), **params)
+    def forward(predicted: torch.Tensor, target: torch.Tensor, name: str,
+                params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        return compute_value_and_deriv(name, predicted.detach(), target.detach(), params)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...],
+                      output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        predicted, target, name, params = inputs
+        deriv = output[1]
+        ctx.mark_non_differentiable(deriv)
         ctx.save_for_backward(predicted, target, deriv)
         ctx.loss_name, ctx.params = name, params
-        return value
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, None, None,
-                                                                None]:
+    def backward(ctx: Any, grad_value: torch.Tensor,
+                 grad_deriv: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None, None, None
         predicted, target, deriv = ctx.saved_tensors
         if torch.is_grad_enabled():
-            # create_graph=True: the saved derivative carries no graph, so evaluate the
-            # derivative spec again on the tracked tensor; its torch ops are differentiable.
-            deriv = get_loss(ctx.loss_name).call_deriv(predicted, target, **ctx.params)
-        return grad_output * deriv, None, None, None
+            # create_graph=True (and every torch.func.grad): the same derivative, now with a
+            # backward of its own, so that the gradient is differentiable in turn
+            deriv = _DerivFunction.apply(predicted, target, deriv, ctx.loss_name, ctx.params)
+        return grad_value * deriv, None, None, None
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[int | None, ...], predicted: torch.Tensor,
+             target: torch.Tensor, name: str,
+             params: dict[str, Any]) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                              tuple[int, int]]:
+        # One loss per sample. The fused paths read values (a domain check, a norm), which a
+        # batched tensor cannot give, so vmap's own rule would not do; applying the function
+        # per slice keeps every outer transform (grad, an outer vmap) in the loop.
+        p_dim, t_dim = in_dims[0], in_dims[1]
+        values, derivs = [], []
+        for i in range(info.batch_size):
+            p = predicted if p_dim is None else predicted.select(p_dim, i)
+            t = target if t_dim is None else target.select(t_dim, i)
+            v, g = _SpecFunction.apply(p, t, name, params)
+            values.append(v)
+            derivs.append(g)
+        if not values:
+            shape = predicted.shape if p_dim is None else \
+                predicted.shape[:p_dim] + predicted.shape[p_dim + 1:]
+            empty = predicted.new_empty((0,))
+            return (empty, predicted.new_empty((0, *shape))), (0, 0)
+        return (torch.stack(values), torch.stack(derivs)), (0, 0)
+
+
+def _deriv_spec(name: str, params: dict[str, Any], target: torch.Tensor) -> Any:
+    """The derivative spec of ``name`` as a function of ``predicted`` alone."""
+    entry = get_loss(name)
+    if entry.has_domain_check:
+        # the forward has checked the domain; the check reads values, which a tensor batched
+        # by vmap cannot hand to Python
+        params = {**params, "check_domain": False}
+    return lambda p: entry.deriv(p, target, **params)
+
+
+class _DerivFunction(torch.autograd.Function):
+    """The derivative already computed by the forward, as a function of ``predicted``: its
+    backward is the vector-Jacobian product of the derivative spec, which autograd evaluates on
+    the spec's own torch ops. First derivatives thus never re-run the spec; second ones (and
+    higher, the product being differentiable again) do."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(predicted: torch.Tensor, target: torch.Tensor, deriv: torch.Tensor, name: str,
+                params: dict[str, Any]) -> torch.Tensor:
+        return deriv.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        predicted, target, _, name, params = inputs
+        ctx.save_for_backward(predicted, target)
+        ctx.loss_name, ctx.params = name, params
+
+    @staticmethod
+    def backward(ctx: Any, grad_deriv: torch.Tensor) -> tuple[torch.Tensor | None, None, None,
+                                                              None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        predicted, target = ctx.saved_tensors
+        _, vjp = torch.func.vjp(_deriv_spec(ctx.loss_name, ctx.params, target), predicted)
+        return vjp(grad_deriv)[0], None, None, None, None
 
 
 def _bind(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -107,17 +178,33 @@ def _bind(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return entry.name, entry.bind_params(params)
 
 
-def _apply(name: str, params: dict[str, Any], predicted: Any, target: Any) -> torch.Tensor:
+def _check_inputs(name: str, predicted: Any, target: Any) -> None:
     for arg, x in (("predicted", predicted), ("target", target)):
         if not isinstance(x, torch.Tensor):
             raise BackendError(f"`{arg}` must be a torch.Tensor; got {type(x).__name__}")
+        check_dense(arg, x)
     if target.requires_grad and torch.is_grad_enabled():
         raise UnsupportedOperationError(
             f"`target` must not require grad: the {name} criterion differentiates only with "
             "respect to `predicted` (its derivative spec); got a target with requires_grad=True "
             "(pass target.detach() to treat it as a constant)"
         )
-    return _SpecFunction.apply(predicted, target, name, params)
+
+
+def _apply(name: str, params: dict[str, Any], predicted: Any, target: Any) -> torch.Tensor:
+    _check_inputs(name, predicted, target)
+    return _SpecFunction.apply(predicted, target, name, params)[0]
+
+
+def tracked_value_and_deriv(name: str, params: dict[str, Any], predicted: Any,
+                            target: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`torchlean.value_and_deriv` for tensors that autograd or a ``torch.func``
+    transform tracks: the value's backward is the derivative spec, as for the criteria; the
+    derivative is returned without a graph."""
+    params = {k: v for k, v in params.items() if k != "ctx"}
+    _check_inputs(name, predicted, target)
+    value, deriv = _SpecFunction.apply(predicted, target, name, params)
+    return value, deriv
 
 
 def spec_loss(name: str, predicted: torch.Tensor, target: torch.Tensor, /,

@@ -12,11 +12,37 @@ from typing import Any
 import numpy as np
 import torch
 
+from torchlean.errors import BackendError
 from torchlean.kernels import numpy_path, torch_fused
 
-__all__ = ["value_and_deriv"]
+try:
+    from torch._subclasses.fake_tensor import is_fake as _is_fake
+except ImportError:  # pragma: no cover - a torch without fake tensors
+    _is_fake = None
+
+__all__ = ["check_dense", "has_data", "value_and_deriv"]
 
 _NUMPY_OK = (torch.float32, torch.float64)
+
+
+def check_dense(arg: str, x: torch.Tensor) -> None:
+    """Refuse a sparse, nested or otherwise non-strided tensor before any op sees it: torch's
+    own errors there name neither the argument nor what was expected."""
+    if x.is_nested:
+        kind = "nested"
+    elif x.layout is not torch.strided:
+        kind = str(x.layout).removeprefix("torch.").lstrip("_")
+    else:
+        return
+    raise BackendError(f"`{arg}` must be a strided (dense) tensor; got a {kind} tensor")
+
+
+def has_data(x: torch.Tensor) -> bool:
+    """False for tensors that carry shape and dtype but no values (the meta device, fake
+    tensors of ``torch._subclasses``): nothing that reads values can run on them."""
+    if x.is_meta:
+        return False
+    return not (_is_fake is not None and _is_fake(x))
 
 
 def _as_numpy(x: torch.Tensor) -> np.ndarray | None:
