@@ -462,3 +462,15 @@ def test_cosine_with_zero_vectors() -> None:
     p = np.array([1.0, -2.0, 0.5])
     assert L.cosine_similarity_spec(p, np.zeros(3)) == 1.0
     np.testing.assert_array_equal(L.cosine_similarity_deriv_spec(p, np.zeros(3)), np.zeros(3))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_longdouble_is_evaluated_in_float64(name: str) -> None:
+    # docs/semantics.md: wider floats get their dtype back with float64 accuracy.
+    value, deriv, _ = SPECS[name]
+    p, t, params = smooth_case(name)
+    wide_p, wide_t = p.astype(np.longdouble), t.astype(np.longdouble)
+    for fn in (value, deriv):
+        got, want = fn(wide_p, wide_t, **params), fn(p, t, **params)
+        assert np.asarray(got).dtype == np.longdouble
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want).astype(np.longdouble))

@@ -6,8 +6,9 @@ of the Array API standard (the test suite runs it on array-api-strict to keep it
 Precision: inputs of a narrower floating dtype (float16, bfloat16, float32) are evaluated in
 float64 and rounded once to the input's dtype at the end, so cancellations inside a formula
 (``exp(x) - y``, ``softmax * mass - t``) cost nothing in the result. Where the library or device
-has no float64 (JAX without x64, PyTorch on MPS) the input's own dtype is used. Results come back
-in the library, dtype and device of ``predicted``.
+has no float64 (JAX without x64, PyTorch on MPS) the input's own dtype is used. Wider inputs
+(NumPy's ``longdouble``) are evaluated in float64 as well: the result has their dtype, with float64
+accuracy. Results come back in the library, dtype and device of ``predicted``.
 """
 
 from __future__ import annotations
