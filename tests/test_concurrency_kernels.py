@@ -1,5 +1,6 @@
-"""The fused kernels under threads and processes: the same bits whatever runs beside them and
-whatever the thread count, forked children that work, and a kernel switch that is per thread.
+"""The fused kernels and the array semantics under threads and processes: the same bits whatever
+runs beside them and whatever the thread count, forked children that work, and a kernel switch
+that is per thread.
 """
 
 from __future__ import annotations
@@ -167,3 +168,25 @@ def test_long_logit_rows_within_the_documented_bound() -> None:
     e = np.exp(z - z.max())
     scale = (e / e.sum() * t.sum() + np.abs(t)) / z.size
     assert float(np.max(np.abs(g - gs) / np.spacing(scale))) <= 8
+
+
+@pytest.mark.parametrize("shape", [(1, 100_003), (3, 50_000)])
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_spec_path_same_bits_for_any_torch_thread_count(name: str,
+                                                             shape: tuple[int, ...]) -> None:
+    # torch.sum splits one output's elements among its threads: 1 and 4 threads gave other bits
+    # for the same inputs (the logits value, for one).
+    torch = pytest.importorskip("torch")
+    p, t, params = smooth_case(name, shape, seed=5)
+    tp, tt = torch.from_numpy(p), torch.from_numpy(t)
+    before = torch.get_num_threads()
+    outs = set()
+    try:
+        for threads in (1, 4):
+            torch.set_num_threads(threads)
+            with kernels.disabled():
+                v, g = torchlean.value_and_deriv(name, tp, tt, **params)
+            outs.add((v.numpy().tobytes(), g.numpy().tobytes()))
+    finally:
+        torch.set_num_threads(before)
+    assert len(outs) == 1

@@ -197,6 +197,11 @@ class ArrayContext:
 
     # -- reductions -----------------------------------------------------------------------------
     def sum(self, x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
+        if aac.is_torch_array(x) and x.device.type == "cpu":
+            # torch.sum's order follows its thread count: same inputs, other bits
+            from torchlean.contexts.torch_sum import fixed_order_sum
+
+            return fixed_order_sum(x, axis, keepdims)
         return self.xp.sum(x, axis=axis, keepdims=keepdims)
 
     def norm(self, x: Any) -> Any:
@@ -209,7 +214,7 @@ class ArrayContext:
         s_safe = xp.where(ok, s, self._arr(1.0))
         scaled = x / s_safe
         # 0, inf and nan maxima are their own norms.
-        return xp.where(ok, s_safe * xp.sqrt(xp.sum(scaled * scaled)), s)
+        return xp.where(ok, s_safe * xp.sqrt(self.sum(scaled * scaled)), s)
 
     def sum_exp_m1(self, x: Any, axis: int) -> Any:
         xp = self.xp
@@ -218,8 +223,8 @@ class ArrayContext:
         zero = self._arr(0.0)
         # After the max shift the entries >= 0 are exact zeros, each contributing exactly 1:
         # summing them apart keeps the small terms from being absorbed into 1 and cancelled.
-        below = xp.sum(xp.where(neg, e, zero), axis=axis, keepdims=True)
-        rest = xp.sum(xp.where(neg, zero, e), axis=axis, keepdims=True)
+        below = self.sum(xp.where(neg, e, zero), axis=axis, keepdims=True)
+        rest = self.sum(xp.where(neg, zero, e), axis=axis, keepdims=True)
         return below + (rest - 1)
 
     def exp_shift(self, x: Any, axis: int) -> Any:
