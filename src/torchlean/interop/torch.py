@@ -19,8 +19,9 @@ Behaviour, decided once for every criterion:
   is on raises :class:`~torchlean.errors.UnsupportedOperationError` (silently dropping a
   gradient PyTorch's own criteria would give is worse than an error); pass ``target.detach()``
   to treat it as a constant.
-- **Double backward** (``create_graph=True``): the backward recomputes the derivative spec on
-  the tensors with autograd tracking, so it is differentiable. The second derivative is
+- **Double backward** (``create_graph=True``): the gradient is the derivative of the forward
+  with a backward of its own, the vector-Jacobian product of the derivative spec evaluated on
+  the spec's torch ops, so it is differentiable. The second derivative is
   autograd's derivative of the derivative spec: the true one where the derivative is smooth
   (mse, huber off ``|d| = delta``, log_cosh, poisson, cross_entropy_logits, cosine_similarity,
   and cross_entropy / binary_cross_entropy inside the clamp) and the almost-everywhere one
@@ -34,7 +35,17 @@ Behaviour, decided once for every criterion:
   ``grad_output`` is 1). Integer ``predicted`` raises :class:`~torchlean.errors.DTypeError`;
   integer or bool targets are promoted.
 - **Devices**: results stay on the device of ``predicted``; a ``target`` on another device
-  raises :class:`~torchlean.errors.BackendError`.
+  raises :class:`~torchlean.errors.BackendError`. Tensors without data (the meta device, fake
+  tensors) skip the domain check of poisson and binary_cross_entropy, which reads values.
+- **Layouts**: sparse, nested and other non-strided tensors raise
+  :class:`~torchlean.errors.BackendError`.
+- **torch.func**: ``grad``, ``vjp``, ``jacrev`` and ``vmap`` compose with the criteria and with
+  each other (``grad`` of ``grad``, ``vmap`` of ``grad``, nested ``vmap``). ``vmap`` evaluates
+  the loss one sample at a time (the fused paths read values, which a batched tensor cannot
+  give). Forward mode (``jvp``, ``jacfwd``, ``torch.func.hessian``) is not supported: use
+  ``jacrev(jacrev(f))`` or ``torch.autograd.functional.hessian``.
+- :func:`torchlean.value_and_deriv` on tensors that autograd or ``torch.func`` tracks runs
+  through the same function, so its value has this backward too.
 """
 
 from __future__ import annotations
