@@ -206,6 +206,16 @@ def test_meta_skips_the_domain_check(name: str, path: str) -> None:
     assert value.device.type == "meta" and deriv.shape == (3, 4)
 
 
+@pytest.mark.parametrize("name", ["poisson", "binary_cross_entropy"])
+def test_meta_skips_the_domain_check_in_the_spec_functions(name: str) -> None:
+    # Called directly (not through value_and_deriv), the spec's own check read the values.
+    entry = LOSSES[name]
+    p, t = torch.empty(3, 4, device="meta"), torch.empty(3, 4, device="meta")
+    value, deriv = entry.value(p, t), entry.deriv(p, t)
+    assert value.device.type == "meta" and value.shape == ()
+    assert deriv.device.type == "meta" and deriv.shape == (3, 4)
+
+
 # --------------------------------------------------------------------------------------------
 # Sparse and nested tensors are refused with the package's error
 # --------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _torch_of(*xs: Any) -> Any:
 
 
 def _all_have_data(torch: Any, *xs: Any) -> bool:
-    from torchlean.kernels.torch_path import has_data
+    from torchlean.contexts.torch_support import has_data
 
     return all(has_data(x) for x in xs if isinstance(x, torch.Tensor))
 

@@ -19,6 +19,7 @@ from typing import Any
 import array_api_compat as aac
 import numpy as np
 
+from torchlean.contexts.torch_support import fixed_order_sum, has_data
 from torchlean.errors import BackendError, DomainError, DTypeError, ShapeError
 
 __all__ = ["CONTEXT", "ArrayContext"]
@@ -199,8 +200,6 @@ class ArrayContext:
     def sum(self, x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
         if aac.is_torch_array(x) and x.device.type == "cpu":
             # torch.sum's order follows its thread count: same inputs, other bits
-            from torchlean.contexts.torch_sum import fixed_order_sum
-
             return fixed_order_sum(x, axis, keepdims)
         return self.xp.sum(x, axis=axis, keepdims=keepdims)
 
@@ -246,6 +245,8 @@ class ArrayContext:
             # Stay lazy: each chunk is checked when it is computed.
             return x.map_blocks(_check_block, name=False, dtype=x.dtype,
                                 **{"_arg": name, "_lo": lo, "_hi": hi, "_what": what})
+        if aac.is_torch_array(x) and not has_data(x):
+            return x  # a meta or fake tensor: shapes only, no values to check
         xp = self.xp
         bad = xp.zeros(x.shape, dtype=xp.bool, device=self.device)
         if lo is not None:

@@ -9,8 +9,10 @@ fast path for these inputs" and the spec runs (and raises the spec's errors). Fa
 - Other PyTorch tensors (CUDA, ...), or CPU without numba: :mod:`.torch_fused`, fused tensor ops
   under ``torch.no_grad()``.
 
-Results never carry an autograd graph (use ``torchlean.interop.torch`` for a differentiable
-loss). The fast paths run only when no ``ctx`` is passed.
+The fast paths compute without an autograd graph; :func:`torchlean.value_and_deriv` makes the
+value differentiable (its backward is the derivative spec) when ``predicted`` requires grad or
+under ``torch.func``, with the kernels on or off, and returns the derivative as a constant. The
+fast paths run only when no ``ctx`` is passed.
 
 Switch: set the environment variable ``TORCHLEAN_KERNELS=0`` (read at import) or call
 :func:`set_enabled` (``False`` makes every call of the process run the spec); :func:`disabled`

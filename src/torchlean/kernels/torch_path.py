@@ -15,12 +15,7 @@ import torch
 from torchlean.errors import BackendError
 from torchlean.kernels import numpy_path, torch_fused
 
-try:
-    from torch._subclasses.fake_tensor import is_fake as _is_fake
-except ImportError:  # pragma: no cover - a torch without fake tensors
-    _is_fake = None
-
-__all__ = ["check_dense", "has_data", "value_and_deriv"]
+__all__ = ["check_dense", "value_and_deriv"]
 
 _NUMPY_OK = (torch.float32, torch.float64)
 
@@ -35,14 +30,6 @@ def check_dense(arg: str, x: torch.Tensor) -> None:
     else:
         return
     raise BackendError(f"`{arg}` must be a strided (dense) tensor; got a {kind} tensor")
-
-
-def has_data(x: torch.Tensor) -> bool:
-    """False for tensors that carry shape and dtype but no values (the meta device, fake
-    tensors of ``torch._subclasses``): nothing that reads values can run on them."""
-    if x.is_meta:
-        return False
-    return not (_is_fake is not None and _is_fake(x))
 
 
 def _as_numpy(x: torch.Tensor) -> np.ndarray | None:

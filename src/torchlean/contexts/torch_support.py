@@ -1,4 +1,8 @@
-"""Sums of PyTorch CPU tensors whose bits do not depend on PyTorch's thread count.
+"""What the array semantics needs to know about PyTorch beyond the Array API.
+
+:func:`has_data`: whether a tensor holds values (a meta or fake tensor does not).
+
+:func:`fixed_order_sum`: sums of CPU tensors whose bits do not depend on PyTorch's thread count.
 
 ``torch.sum`` of a whole tensor (or along an axis into a single output) splits the elements
 among the intra-op threads and adds the partial sums, so the bits change with
@@ -13,10 +17,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BLOCK", "fixed_order_sum"]
+__all__ = ["BLOCK", "fixed_order_sum", "has_data"]
 
 #: elements per block: one output of a reduction; fewer than PyTorch's 32768-element grain
 BLOCK = 1024
+
+
+def has_data(x: Any) -> bool:
+    """False for tensors that carry shape and dtype but no values (the meta device, fake
+    tensors of ``torch._subclasses``): nothing that reads values can run on them."""
+    if x.is_meta:
+        return False
+    try:
+        from torch._subclasses.fake_tensor import is_fake
+    except ImportError:  # pragma: no cover - a torch without fake tensors
+        return True
+    return not is_fake(x)
 
 
 def fixed_order_sum(x: Any, axis: int | None = None, keepdims: bool = False) -> Any:
