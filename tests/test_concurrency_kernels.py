@@ -172,11 +172,13 @@ def test_long_logit_rows_within_the_documented_bound() -> None:
 
 @pytest.mark.parametrize("shape", [(1, 100_003), (3, 50_000)])
 @pytest.mark.parametrize("name", NAMES)
-def test_torch_spec_path_same_bits_for_any_torch_thread_count(name: str,
-                                                             shape: tuple[int, ...]) -> None:
+def test_torch_spec_and_fused_ops_same_bits_for_any_torch_thread_count(
+        name: str, shape: tuple[int, ...]) -> None:
     # torch.sum splits one output's elements among its threads: 1 and 4 threads gave other bits
     # for the same inputs (the logits value, for one).
     torch = pytest.importorskip("torch")
+    from torchlean.kernels import torch_fused
+
     p, t, params = smooth_case(name, shape, seed=5)
     tp, tt = torch.from_numpy(p), torch.from_numpy(t)
     before = torch.get_num_threads()
@@ -186,7 +188,10 @@ def test_torch_spec_path_same_bits_for_any_torch_thread_count(name: str,
             torch.set_num_threads(threads)
             with kernels.disabled():
                 v, g = torchlean.value_and_deriv(name, tp, tt, **params)
-            outs.add((v.numpy().tobytes(), g.numpy().tobytes()))
+            fused = torch_fused.value_and_deriv(name, tp, tt, params)
+            assert fused is not None
+            outs.add((v.numpy().tobytes(), g.numpy().tobytes(),
+                      fused[0].numpy().tobytes(), fused[1].numpy().tobytes()))
     finally:
         torch.set_num_threads(before)
     assert len(outs) == 1

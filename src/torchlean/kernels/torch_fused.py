@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from torchlean.contexts.torch_support import fixed_order_sum
 from torchlean.spec.core.tensor import check_delta, check_epsilon
 from torchlean.spec.layers.loss import EPSILON
 
@@ -37,8 +38,11 @@ def _keep_nan(g: Tensor, *xs: Tensor) -> Tensor:
     return g
 
 
-def _sum(x: Tensor) -> Tensor:
-    return torch.sum(x)
+def _sum(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    # on the CPU in an order fixed by the shape: torch.sum's follows its thread count
+    if x.device.type == "cpu":
+        return fixed_order_sum(x, dim, keepdim)
+    return torch.sum(x) if dim is None else torch.sum(x, dim=dim, keepdim=keepdim)
 
 
 def _sign(d: Tensor) -> Tensor:
@@ -138,11 +142,11 @@ def _cross_entropy_logits(z: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> R
     e = torch.exp(s)
     # sum(e) - 1 as the spec's sum_exp_m1: the terms below the max apart from the rest
     neg = s < 0
-    below = torch.sum(torch.where(neg, e, 0.0), dim=-1, keepdim=True)
-    rest = torch.sum(torch.where(neg, 0.0, e), dim=-1, keepdim=True)
+    below = _sum(torch.where(neg, e, 0.0), -1, True)
+    rest = _sum(torch.where(neg, 0.0, e), -1, True)
     r = below + (rest - 1)
     v = -_sum(t * (s - torch.log1p(r)))
-    mass = torch.sum(t, dim=-1, keepdim=True)
+    mass = _sum(t, -1, True)
     sm = e.div_(1 + r)
     g = sm * mass - t
     near = 2 * sm > 1  # at most one entry per row: the spec's cancellation-free form there
@@ -159,8 +163,8 @@ def _norm(x: Tensor) -> float:
     s = float(torch.max(torch.abs(x)))
     if s > 0 and math.isfinite(s):
         y = x / s
-        return s * math.sqrt(float(torch.sum(y * y)))
-    return math.sqrt(float(torch.sum(x * x)))
+        return s * math.sqrt(float(_sum(y * y)))
+    return math.sqrt(float(_sum(x * x)))
 
 
 def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
@@ -170,13 +174,13 @@ def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Resu
     if p.is_meta:
         return None  # the branch on the norm needs data; the spec keeps meta tensors lazy
     pn, tn = _norm(p), _norm(t)
-    dot = float(torch.sum(p * t))
+    dot = float(_sum(p * t))
     big_t = tn if (tn > eps or tn != tn) else eps
     big_p = pn if (pn > eps or pn != pn) else eps
     if eps < pn and eps < tn and math.isfinite(pn) and math.isfinite(tn):
         # Unit vectors: the spec's |u - v|**2 / 2, free of the cancellation of 1 - u . v.
         w = p / big_p - t / big_t
-        value = torch.sum(w * w).div_(2).to(p.dtype)
+        value = _sum(w * w).div_(2).to(p.dtype)
     else:
         value = torch.tensor(1 - dot / (big_p * big_t), dtype=p.dtype, device=p.device)
     if math.isnan(pn) or math.isnan(tn) or math.isnan(dot):
