@@ -338,10 +338,6 @@ def _in_domain(target: Target, pa: np.ndarray, ta: np.ndarray, p: Any,
         # beyond float32's range, where inf is the correct rounding
         return False
     if target.family in ("binary_cross_entropy", "binary_cross_entropy_tensor"):
-        # Below 2**-53, 1 - epsilon rounds to 1 in float64: the clamp cannot keep log(1 - q)
-        # finite at p = 1 (docs/reliability.md).
-        if kw.get("epsilon", 1.0) < 2.0**-53:
-            return False
         return bool(np.all((ta >= 0) & (ta <= 1)))
     if target.family == "poisson":
         return bool(np.all(ta >= 0))
