@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+
+from torchlean.contexts._precision import mpmath_prec
 
 __all__ = ["DPS", "Oracle", "ulps"]
 
@@ -29,16 +31,16 @@ class Oracle:
 
         from torchlean.contexts import precise
 
+        precise.PreciseContext(dps)  # the ParameterError for a dps it does not accept
         self.dps = dps
         self.module = precise
         self._mp = mpmath.mp
         self.source = "torchlean.contexts.precise"
 
-    @contextlib.contextmanager
-    def digits(self) -> Iterator[None]:
-        """mpmath arithmetic at the oracle's precision inside the block."""
-        with self._mp.workdps(self.dps):
-            yield
+    def digits(self) -> contextlib.AbstractContextManager[None]:
+        """mpmath arithmetic at the oracle's precision inside the block (holding the package's
+        precision lock: mpmath's precision is one global setting)."""
+        return mpmath_prec(dps=self.dps)
 
     # -- numbers ---------------------------------------------------------------------------------
     def mpf(self, v: Any) -> Any:
@@ -92,7 +94,12 @@ def _scalar(x: Any) -> Any:
 def ulps(computed: float, exact: Any, dtype: Any) -> float:
     """``|computed - exact| / spacing(exact rounded to dtype)``; 0 when both are NaN or the
     same infinity, and also when ``exact`` overflows ``dtype`` and ``computed`` is that
-    infinity (its correct rounding)."""
+    infinity (its correct rounding). Evaluated at the oracle's precision."""
+    with mpmath_prec(dps=DPS):
+        return _ulps(computed, exact, dtype)
+
+
+def _ulps(computed: float, exact: Any, dtype: Any) -> float:
     import mpmath
 
     info = np.finfo(dtype)

@@ -12,7 +12,8 @@ rounds them). Two steps give it:
    is ``RN32(f(x))``, whatever the library's exact error was. Otherwise (the band straddles a
    binary32 rounding boundary: about 2**-15 of random inputs) the element is recomputed with
    mpmath in a Ziv loop: at ``prec`` bits, then twice as many, until the same band test at the
-   mpmath precision decides it.
+   mpmath precision decides it (holding the package's precision lock, as mpmath's precision is
+   one global setting).
 
 So the result depends on IEEE 754 basic operations (the binary64 -> binary32 conversion) and on
 the guard band, never on the exact bits of the platform's libm: it is the same on every machine.
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from torchlean.contexts._precision import LOCK, mpmath_prec
 from torchlean.errors import UnsupportedOperationError
 
 __all__ = ["FUNCTIONS", "TOL", "correctly_rounded", "round_mpf_to_binary32"]
@@ -85,7 +87,7 @@ def _mp_rounded(name: str, x: float) -> np.float32:
     fn = getattr(mpmath, name)
     prec = _FIRST_PREC
     while True:
-        with mpmath.workprec(prec):
+        with mpmath_prec(prec=prec):
             v = fn(mpmath.mpf(x))
             # mpmath's error at `prec` bits is a few ulps; 2**-(prec - 16) leaves a wide margin.
             band = mpmath.ldexp(abs(v), 16 - prec)
@@ -126,8 +128,9 @@ def round_mpf_to_binary32(v: Any) -> np.float32:
         guess = _F32_NEG_INF if sign_neg else _F32_POS_INF
     with np.errstate(over="ignore"):
         cands = (np.nextafter(guess, _F32_NEG_INF), guess, np.nextafter(guess, _F32_POS_INF))
-    # The working precision must hold the exact candidates and their differences with v.
-    with mpmath.workprec(max(mpmath.mp.prec, 64) + 300):
+    # The working precision must hold the exact candidates and their differences with v; the
+    # caller's precision is read under the lock, as no other thread's evaluation can change it.
+    with LOCK, mpmath_prec(prec=max(mpmath.mp.prec, 64) + 300):
         dist = [abs(v - _value(mpmath, c)) for c in cands]
         best = min(dist)
         ties = [c for c, d in zip(cands, dist, strict=True) if d == best]

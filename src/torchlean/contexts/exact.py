@@ -20,6 +20,7 @@ against zeros is ``17/8``).
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 import sympy
 
 from torchlean.contexts._object import ObjectContext, shortest_decimal
+from torchlean.contexts._precision import mpmath_prec
 
 __all__ = ["CONTEXT", "ExactContext", "symbols", "tensor"]
 
@@ -41,6 +43,11 @@ class ExactContext(ObjectContext):
     name = "exact"
     kind = "sympy expressions"
     scalar_type = sympy.Basic
+
+    # sympy decides comparisons of numbers such as tanh(1/2) < 1 by evaluating them with mpmath,
+    # and sets mpmath's global precision to do it: so the evaluation holds the precision lock.
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return mpmath_prec()
 
     # -- conversion -----------------------------------------------------------------------------
     def _from_int(self, v: int) -> Any:

@@ -9,15 +9,15 @@ the result's ball.
 How each operation keeps that promise, and how tight it stays:
 
 - Arithmetic is arb's, at a working precision of 80 bits (``IntervalContext(prec=...)`` for
-  another): rounding errors are folded into the radius, so a point input gives a result about
-  one float64 ulp wide after :func:`bounds`, and the extra bits keep long formulas from widening
-  it. While a loss is evaluated, products and quotients of two wide balls use the ends of the
-  balls (as interval arithmetic does) instead of arb's midpoint-radius rule, which widens a
-  product of wide balls by up to ``2 r1 r2`` and would make ``q (1 - q)`` over ``q`` in
-  ``[eps, 0.1]`` straddle 0. ``exp``, ``expm1``, ``log``, ``log1p``, ``sqrt`` and ``tanh`` are
-  increasing and are evaluated at the two ends of a wide ball, for the same reason. Each
-  operation still treats its operands as independent, so ``d * d`` over a ball straddling 0
-  includes negative numbers (the dependency problem of interval arithmetic; sound, wider).
+  another, up to :data:`MAX_PREC`): rounding errors are folded into the radius, so a point input
+  gives a result about one float64 ulp wide after :func:`bounds`, and the extra bits keep long
+  formulas from widening it. While a loss is evaluated, products and quotients of two wide
+  balls use the ends of the balls (as interval arithmetic does) instead of arb's midpoint-radius
+  rule, which widens a product of wide balls by up to ``2 r1 r2`` and would make ``q (1 - q)``
+  over ``q`` in ``[eps, 0.1]`` straddle 0. ``exp``, ``expm1``, ``log``, ``log1p``, ``sqrt`` and
+  ``tanh`` are increasing and are evaluated at the two ends of a wide ball, for the same reason.
+  Each operation still treats its operands as independent, so ``d * d`` over a ball straddling
+  0 includes negative numbers (the dependency problem of interval arithmetic; sound, wider).
 - A ball's radius has a 30-bit mantissa in arb, so a ball made from ``[lo, hi]`` reaches beyond
   it by up to about ``2**-30`` of its width.
 - Comparisons are three-valued: True or False when certain for the whole balls, undecided
@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -55,12 +54,18 @@ import numpy as np
 from flint import arb
 
 from torchlean.contexts._object import ObjectContext
+from torchlean.contexts._precision import LOCK, flint_prec
 from torchlean.errors import ParameterError, ShapeError
 
-__all__ = ["CONTEXT", "DEFAULT_PREC", "IntervalContext", "bounds", "box", "point", "tensor"]
+__all__ = ["CONTEXT", "DEFAULT_PREC", "MAX_PREC", "IntervalContext", "bounds", "box", "point",
+           "tensor"]
 
 #: working precision in bits: above float64's 53 so that point enclosures stay about 1 ulp wide
 DEFAULT_PREC = 80
+#: the largest ``prec`` accepted: about 19,700 decimal digits, far beyond what any enclosure of
+#: a float input needs, where an elementary function still takes milliseconds (arb's time and
+#: memory grow with the precision: 10**9 bits runs for hours, 2**40 crashes FLINT)
+MAX_PREC = 2**16
 
 
 
@@ -170,16 +175,6 @@ _ZERO = _Ball(0)
 _ONE = _Ball(1)
 
 
-@contextlib.contextmanager
-def _working_prec(bits: int) -> Iterator[None]:
-    old = flint.ctx.prec
-    flint.ctx.prec = bits
-    try:
-        yield
-    finally:
-        flint.ctx.prec = old
-
-
 def _hull(a: arb, b: arb) -> _Ball:
     """A ball containing both balls and everything between them."""
     return _Ball(arb.union(a, b))
@@ -209,18 +204,20 @@ class IntervalContext(ObjectContext):
     scalar_type = _Ball
 
     def __init__(self, prec: int = DEFAULT_PREC) -> None:
-        if not isinstance(prec, int) or isinstance(prec, bool) or prec < 2:
-            raise ParameterError(f"`prec` must be an integer number of bits >= 2; got {prec!r}")
+        if not isinstance(prec, int) or isinstance(prec, bool) or not 2 <= prec <= MAX_PREC:
+            raise ParameterError(f"`prec` must be an integer number of bits in [2, {MAX_PREC}]; "
+                                 f"got {prec!r}")
         self.prec = prec
 
     def __repr__(self) -> str:
         return f"IntervalContext(prec={self.prec})"
 
+    # Both hold the package's precision lock while flint's global precision is changed.
     def _converting(self) -> contextlib.AbstractContextManager[Any]:
-        return _working_prec(self.prec)
+        return flint_prec(self.prec)
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
-        return _working_prec(self.prec)
+        return flint_prec(self.prec)
 
     # Results are plain arb balls; the end-point rules stay inside the evaluation.
     def finish_value(self, value: Any) -> arb:
@@ -459,7 +456,8 @@ def _ends(x: Any) -> tuple[float, float]:
         x = CONTEXT._scalar(x)
     if x.is_nan():
         return math.nan, math.nan
-    with _working_prec(max(CONTEXT.prec, flint.ctx.prec)):
+    # flint.ctx.prec is read under the lock: another thread's evaluation may have changed it.
+    with LOCK, flint_prec(max(CONTEXT.prec, flint.ctx.prec)):
         return _float_down(x.lower()), _float_up(x.upper())
 
 

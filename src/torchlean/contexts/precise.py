@@ -1,8 +1,8 @@
 """The precise semantics: mpmath ``mpf`` numbers at a working precision of 50 decimal digits.
 
 This is the accuracy oracle: every operation of a loss is carried out at ``dps`` digits
-(``mpmath.workdps`` around the evaluation), so a result is correct to about ``dps`` digits
-except where the formula itself loses them (catastrophic cancellation against inputs that are
+(mpmath's working precision, set around the evaluation), so a result is correct to about ``dps``
+digits except where the formula itself loses them (catastrophic cancellation against inputs that are
 exact, which the specs avoid). Real-valued like IEEE arithmetic: ``log`` of a negative number,
 ``sqrt`` of a negative number and ``log1p`` below -1 give nan (mpmath alone would return complex
 numbers), and nan propagates.
@@ -10,7 +10,7 @@ numbers), and nan propagates.
 - :func:`tensor` takes ``dps`` (default 50) and returns a :class:`PreciseTensor`, an object array
   of ``mpf`` that remembers its precision. A call evaluates at the largest ``dps`` of its inputs
   (50 when no input carries one); a context made as ``PreciseContext(dps=N)`` and passed as
-  ``ctx=`` evaluates at exactly ``N`` digits.
+  ``ctx=`` evaluates at exactly ``N`` digits. ``dps`` is at most :data:`MAX_DPS`.
 - Python floats are converted exactly (an ``mpf`` holds every double), so ``EPSILON`` is the
   double nearest to 1e-6, as in the float semantics; integers and Fractions are rounded to the
   working precision.
@@ -28,12 +28,17 @@ import mpmath
 import numpy as np
 
 from torchlean.contexts._object import ObjectContext
+from torchlean.contexts._precision import mpmath_prec
 from torchlean.errors import ParameterError
 
-__all__ = ["CONTEXT", "DEFAULT_DPS", "PreciseContext", "PreciseTensor", "tensor"]
+__all__ = ["CONTEXT", "DEFAULT_DPS", "MAX_DPS", "PreciseContext", "PreciseTensor", "tensor"]
 
 #: the working precision, in decimal digits, when no input or context names one
 DEFAULT_DPS = 50
+#: the largest ``dps`` accepted: about 66,000 bits, as the interval semantics' ``MAX_PREC``; an
+#: elementary function there takes a fraction of a second (mpmath's time grows faster than
+#: linearly with the digits, and 10**9 digits exhaust time and memory)
+MAX_DPS = 20_000
 
 _NAN = mpmath.mpf("nan")
 
@@ -62,8 +67,10 @@ class PreciseContext(ObjectContext):
     scalar_type = mpmath.mpf
 
     def __init__(self, dps: int | None = None) -> None:
-        if dps is not None and (not isinstance(dps, int) or isinstance(dps, bool) or dps < 1):
-            raise ParameterError(f"`dps` must be a positive integer; got {dps!r}")
+        if dps is not None and (not isinstance(dps, int) or isinstance(dps, bool)
+                                or not 1 <= dps <= MAX_DPS):
+            raise ParameterError(f"`dps` must be an integer number of digits in [1, {MAX_DPS}]; "
+                                 f"got {dps!r}")
         self.dps = dps
 
     @property
@@ -76,11 +83,12 @@ class PreciseContext(ObjectContext):
         tags = [x.dps for x in (predicted, target) if getattr(x, "dps", None) is not None]
         return PreciseContext(max(tags, default=DEFAULT_DPS))
 
+    # Both hold the package's precision lock while mpmath's global precision is changed.
     def _converting(self) -> contextlib.AbstractContextManager[Any]:
-        return mpmath.workdps(self.working_dps)
+        return mpmath_prec(dps=self.working_dps)
 
     def scope(self) -> contextlib.AbstractContextManager[Any]:
-        return mpmath.workdps(self.working_dps)
+        return mpmath_prec(dps=self.working_dps)
 
     def finish_deriv(self, deriv: Any) -> PreciseTensor:
         return _tag(super().finish_deriv(deriv), self.working_dps)
