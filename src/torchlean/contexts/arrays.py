@@ -19,8 +19,9 @@ from typing import Any
 import array_api_compat as aac
 import numpy as np
 
+from torchlean.contexts.domain_errors import raise_domain_error
 from torchlean.contexts.torch_support import fixed_order_sum, has_data
-from torchlean.errors import BackendError, DomainError, DTypeError, ShapeError
+from torchlean.errors import BackendError, DTypeError, ShapeError
 
 __all__ = ["CONTEXT", "ArrayContext"]
 
@@ -132,7 +133,12 @@ class ArrayContext:
         return np.errstate(all="ignore")
 
     def finish_value(self, value: Any) -> Any:
-        return self.xp.astype(value, self.out_dtype, copy=False)
+        out = self.xp.astype(value, self.out_dtype, copy=False)
+        if type(out) is np.ndarray and out.ndim == 0:
+            # A loss value on NumPy is a NumPy scalar (immutable, np.isscalar), whichever
+            # operation formed it: np.sum gives one, np.where a 0-d array.
+            return out[()]
+        return out
 
     def finish_deriv(self, deriv: Any) -> Any:
         return self.xp.astype(deriv, self.out_dtype, copy=False)
@@ -254,7 +260,7 @@ class ArrayContext:
         if hi is not None:
             bad = xp.logical_or(bad, x > hi)
         if _size(x) and bool(xp.any(bad)):
-            _raise_domain(_on_host(x), name, lo, hi, what)
+            raise_domain_error(_on_host(x), name, lo, hi, what)
         return x
 
 
@@ -284,25 +290,8 @@ def _check_block(block: np.ndarray, _arg: str, _lo: float | None, _hi: float | N
     if bad.any():
         # Where the chunk starts, so the message names the index in the whole array.
         start = tuple(a for a, _ in block_info[0]["array-location"]) if block_info else None
-        _raise_domain(np.asarray(block, dtype=np.float64), _arg, _lo, _hi, _what, start)
+        raise_domain_error(np.asarray(block, dtype=np.float64), _arg, _lo, _hi, _what, start)
     return block
-
-
-def _raise_domain(x: np.ndarray | None, name: str, lo: float | None, hi: float | None,
-                  what: str, start: tuple[int, ...] | None = None) -> None:
-    # Both ends as floats: an open end prints as -inf / inf under the same `:g` format.
-    rng = f"[{-np.inf if lo is None else lo:g}, {np.inf if hi is None else hi:g}]"
-    msg = f"`{name}` must lie in {rng} for {what}"
-    if x is not None:
-        bad = np.zeros(x.shape, dtype=bool)
-        if lo is not None:
-            bad |= x < lo
-        if hi is not None:
-            bad |= x > hi
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        at = idx if start is None else tuple(int(a) + i for a, i in zip(start, idx, strict=True))
-        msg += f"; got {float(x[idx])!r} at index {at}"
-    raise DomainError(msg + " (pass check_domain=False to skip this check)")
 
 
 def _isdtype(xp: Any, x: Any, kind: str) -> bool:

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from torchlean.contexts.arrays import _raise_domain
 from torchlean.contexts.binary32_rounding import correctly_rounded
+from torchlean.contexts.domain_errors import raise_domain_error
 from torchlean.errors import BackendError, DTypeError, ShapeError
 
 __all__ = ["CONTEXT", "Binary32Array", "Binary32Context", "tensor"]
@@ -276,7 +276,7 @@ class Binary32Context:
         if hi is not None:
             bad |= a > hi
         if bad.any():
-            _raise_domain(a.astype(np.float64), name, lo, hi, what)
+            raise_domain_error(a.astype(np.float64), name, lo, hi, what)
         return x
 
 

@@ -1,7 +1,10 @@
 """Bridges from the loss specs to other frameworks.
 
-- :mod:`torchlean.interop.torch`: ``torch.nn`` criteria whose backward is the derivative spec
-  (``SpecLoss`` and one module per loss family). Needs PyTorch (``pip install 'torchlean[torch]'``).
+- :mod:`torchlean.interop.torch`: ``torch.nn`` criteria whose backward is the derivative spec:
+  ``criterion(name, **params)`` for any loss of :data:`torchlean.LOSSES` (``SpecLoss``), and one
+  class per loss of the package, generated from its declaration (``MSELoss``, ``HuberLoss``, ...;
+  the naming rule is in :mod:`torchlean.interop.criterion_names`). Needs PyTorch
+  (``pip install 'torchlean[torch]'``).
 
 Importing this package loads nothing heavy; the names of :mod:`torchlean.interop.torch` are
 also reachable here (``from torchlean.interop import MSELoss``), which imports PyTorch on first use.
@@ -12,27 +15,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_TORCH_NAMES = frozenset({
-    "BCELoss",
-    "CosineSimilarityLoss",
-    "CrossEntropyLogitsLoss",
-    "CrossEntropyLoss",
-    "HingeLoss",
-    "HuberLoss",
-    "LogCoshLoss",
-    "MAELoss",
-    "MSELoss",
-    "PoissonLoss",
-    "SpecLoss",
-    "spec_loss",
-})
+from torchlean.interop.criterion_names import FIXED_NAMES, criterion_names
+
+
+def torch_names() -> frozenset[str]:
+    """The public names of :mod:`torchlean.interop.torch` (its ``__all__``), without importing
+    PyTorch."""
+    return frozenset(FIXED_NAMES) | frozenset(criterion_names())
 
 
 def __getattr__(name: str) -> Any:
-    if name in _TORCH_NAMES:
+    if name in torch_names():
         return getattr(importlib.import_module("torchlean.interop.torch"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _TORCH_NAMES)
+    return sorted(set(globals()) | torch_names())

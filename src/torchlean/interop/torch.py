@@ -1,14 +1,23 @@
 """PyTorch criteria whose backward is the derivative spec.
 
 ``loss = crit(predicted, target); loss.backward()`` works as with any ``torch.nn`` criterion,
-but the forward value is the loss spec of :mod:`torchlean.spec.layers.loss` and the gradient is
-its derivative spec, not autograd's differentiation of some PyTorch expression. The two differ
+but the forward value is the loss's declared value (:mod:`torchlean.spec.layers.loss`, or a
+user's :func:`torchlean.define_loss`) and the gradient is its declared derivative, not
+autograd's differentiation of some PyTorch expression. The two differ
 exactly where it matters: at kinks (the spec's stated subgradient), where a clamp is active
 (the derivative of the clamped value is 0), and in accuracy (float32 inputs are evaluated in
 float64 and rounded once).
 
-Every criterion computes ``mean`` (or, for cosine similarity, one value of the whole tensor) as
-the spec defines it; there is no ``reduction=`` argument.
+``criterion(name, **params)`` gives the criterion of any loss of :data:`torchlean.LOSSES`, the
+package's or a user's (:func:`torchlean.define_loss`); ``SpecLoss(name, **params)`` is the class
+behind it. Each loss of the package also has a class generated from its declaration, named by
+the rule of :mod:`torchlean.interop.criterion_names` (``MSELoss``, ``HuberLoss(delta=1.0)``,
+``ProbabilityCrossEntropyLoss(epsilon=1e-6)``, ...); its constructor takes the declaration's
+parameters, positionally in declaration order or by keyword. There is no ``CrossEntropyLoss``
+here: the package's ``cross_entropy`` takes probabilities, unlike ``torch.nn.CrossEntropyLoss``.
+
+Every criterion reduces as its declaration says (a mean over all elements, or one value of the
+whole tensor for cosine similarity); there is no ``reduction=`` argument.
 
 Behaviour, decided once for every criterion:
 
@@ -50,6 +59,7 @@ Behaviour, decided once for every criterion:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 try:
@@ -61,27 +71,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "`pip install 'torchlean[torch]'` (pin a CPU build with torch==2.13.0 if you like)"
     ) from exc
 
-import numpy as np
-
 from torchlean.errors import BackendError, ParameterError, UnsupportedOperationError
+from torchlean.interop.criterion_names import FIXED_NAMES, criterion_class_name, package_losses
 from torchlean.kernels.torch_path import check_dense
 from torchlean.registry import compute_value_and_deriv, get_loss
-from torchlean.spec.layers.loss import EPSILON
-
-__all__ = [
-    "BCELoss",
-    "CosineSimilarityLoss",
-    "CrossEntropyLogitsLoss",
-    "CrossEntropyLoss",
-    "HingeLoss",
-    "HuberLoss",
-    "LogCoshLoss",
-    "MAELoss",
-    "MSELoss",
-    "PoissonLoss",
-    "SpecLoss",
-    "spec_loss",
-]
+from torchlean.spec.core.declaration import LossDeclaration
 
 
 class _SpecFunction(torch.autograd.Function):
@@ -186,6 +180,13 @@ def _bind(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             "`ctx` is not a parameter of a torch criterion: it always evaluates the arrays "
             "semantics on the given tensors"
         )
+    allowed = [*entry.parameters, *(["check_domain"] if entry.has_domain_check else [])]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        expected = f"one of {sorted(allowed)}" if allowed else "none (it takes no parameters)"
+        raise ParameterError(
+            f"`{unknown[0]}` is not a parameter of the {entry.name} loss; expected {expected}"
+        )
     return entry.name, entry.bind_params(params)
 
 
@@ -231,23 +232,20 @@ def spec_loss(name: str, predicted: torch.Tensor, target: torch.Tensor, /,
     return _apply(name, params, predicted, target)
 
 
-# One element in every loss's domain: evaluating it checks parameter values with the spec's own
-# checks when a criterion is built, rather than at its first call.
-_PROBE = np.full((1,), 0.5)
-
-
 class SpecLoss(nn.Module):
     """Criterion for any loss of :data:`torchlean.LOSSES`: ``SpecLoss("huber", delta=0.5)``.
 
     ``forward(predicted, target)`` returns the spec value; ``backward`` applies the derivative
-    spec. Unknown names or parameters, and parameter values outside their range, raise
+    spec. Unknown names or parameters, and parameter values their validators refuse, raise
     :class:`~torchlean.errors.ParameterError` here, not at the first call.
     """
 
     def __init__(self, name: str, /, **params: Any) -> None:
         super().__init__()
         self.loss_name, self.params = _bind(name, params)
-        get_loss(self.loss_name).call_value(_PROBE, _PROBE, **self.params)
+        # the declaration's validators, now rather than at the first call
+        decl = get_loss(self.loss_name)
+        decl.checked_params({k: v for k, v in self.params.items() if k in decl.parameters})
 
     def forward(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return _apply(self.loss_name, self.params, predicted, target)
@@ -259,81 +257,79 @@ class SpecLoss(nn.Module):
         return ", ".join(items)
 
 
-class MSELoss(SpecLoss):
-    """Mean squared error, ``sum(d**2) / n``; gradient ``2 d / n``. ``nn.MSELoss`` agrees."""
+def criterion(name: str, /, **params: Any) -> SpecLoss:
+    """The criterion of the loss ``name`` of :data:`torchlean.LOSSES`, the package's or one a
+    user declared with :func:`torchlean.define_loss`: forward is the declaration's value,
+    backward its derivative. ``params`` are the loss's keyword parameters (and
+    ``check_domain`` where it checks a domain).
 
-    def __init__(self) -> None:
-        super().__init__("mse")
-
-
-class MAELoss(SpecLoss):
-    """Mean absolute error, ``sum(|d|) / n``; gradient ``sign(d) / n`` (0 at ``d = 0``).
-    ``nn.L1Loss`` agrees."""
-
-    def __init__(self) -> None:
-        super().__init__("mae")
-
-
-class HuberLoss(SpecLoss):
-    """Huber / SmoothL1 with threshold ``delta``: ``nn.SmoothL1Loss(beta=delta)``
-    (``nn.HuberLoss(delta=delta)`` is ``delta`` times this)."""
-
-    def __init__(self, delta: float = 1.0) -> None:
-        super().__init__("huber", delta=delta)
+    A loss of the package gives an instance of its generated class (``criterion("huber",
+    delta=0.5)`` is ``HuberLoss(delta=0.5)``); any other loss a :class:`SpecLoss`.
+    """
+    decl = get_loss(name)
+    cls = _GENERATED.get(decl.name)
+    return SpecLoss(decl.name, **params) if cls is None else cls(**params)
 
 
-class CrossEntropyLoss(SpecLoss):
-    """Cross-entropy on PROBABILITIES (not logits, unlike ``nn.CrossEntropyLoss``):
-    ``-sum(t * log(clamp(p, eps, 1 - eps))) / n`` over all elements; gradient 0 where the
-    clamp is active."""
+# --------------------------------------------------------------------------------------------
+# One class per loss of the package, generated from its declaration
+# --------------------------------------------------------------------------------------------
 
-    def __init__(self, epsilon: float = EPSILON) -> None:
-        super().__init__("cross_entropy", epsilon=epsilon)
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-class CrossEntropyLogitsLoss(SpecLoss):
-    """Cross-entropy on logits, softmax over the LAST axis, divided by ALL elements:
-    ``nn.CrossEntropyLoss(reduction="sum")`` on ``movedim(-1, 1)`` inputs, over ``numel``."""
-
-    def __init__(self) -> None:
-        super().__init__("cross_entropy_logits")
-
-
-class HingeLoss(SpecLoss):
-    """Hinge, ``sum(max(0, 1 - t * x)) / n``; gradient ``-t / n`` inside the margin, 0 at it."""
-
-    def __init__(self) -> None:
-        super().__init__("hinge")
-
-
-class PoissonLoss(SpecLoss):
-    """Poisson NLL on log-rates, ``sum(exp(x) - t * x) / n``:
-    ``nn.PoissonNLLLoss(log_input=True, full=False)``. Negative counts raise unless
-    ``check_domain=False``."""
-
-    def __init__(self, check_domain: bool = True) -> None:
-        super().__init__("poisson", check_domain=check_domain)
+def _class_doc(decl: LossDeclaration) -> str:
+    lines = [f"The {decl.name} loss as a criterion, generated from its declaration "
+             f"(``torchlean.LOSSES[{decl.name!r}]``).", ""]
+    if decl.formula:
+        lines.append(f"value: ``{decl.formula}``; gradient: ``{decl.derivative_text}``.")
+    lines.append(f"Kinks: {decl.kink_text}. Inputs: {decl.domain.text}.")
+    for key, p in decl.parameters.items():
+        lines.append(f"``{key}`` (default {p.default!r}): {p.doc or 'a parameter'}.")
+    if decl.has_domain_check:
+        lines.append("``check_domain`` (default True): ``False`` skips the target's domain "
+                     "check.")
+    if decl.torch_text:
+        lines.append(f"PyTorch: ``{decl.torch_text}`` (docs/ecosystem.md lists where they "
+                     "differ).")
+    return "\n".join(lines)
 
 
-class CosineSimilarityLoss(SpecLoss):
-    """``1 - cos(p, t)`` with the WHOLE tensor as one vector and each norm clamped at
-    ``epsilon``; the gradient is the derivative of the clamped value."""
+def _criterion_class(decl: LossDeclaration) -> type[SpecLoss]:
+    """A :class:`SpecLoss` subclass for ``decl`` whose constructor takes the declaration's
+    parameters (positionally in declaration order, or by keyword) with their defaults."""
+    loss_name, cls_name = decl.name, criterion_class_name(decl)
+    defaults = {k: p.default for k, p in decl.parameters.items()}
+    if decl.has_domain_check:
+        defaults["check_domain"] = True
+    order = list(defaults)
 
-    def __init__(self, epsilon: float = EPSILON) -> None:
-        super().__init__("cosine_similarity", epsilon=epsilon)
+    def __init__(self: SpecLoss, *args: Any, **params: Any) -> None:
+        if len(args) > len(order):
+            raise ParameterError(
+                f"{cls_name} takes at most {len(order)} positional parameters "
+                f"({', '.join(order) or 'none'}); got {len(args)}"
+            )
+        for key, value in zip(order, args, strict=False):
+            if key in params:
+                raise ParameterError(f"`{key}` of {cls_name} is given twice: by position "
+                                     "and by keyword")
+            params[key] = value
+        SpecLoss.__init__(self, loss_name, **{**defaults, **params})
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", _KEYWORD)]
+        + [inspect.Parameter(k, _KEYWORD, default=v) for k, v in defaults.items()])
+    __init__.__qualname__ = f"{cls_name}.__init__"
+    cls = type(cls_name, (SpecLoss,), {
+        "__init__": __init__, "__doc__": _class_doc(decl), "__module__": __name__,
+        "__qualname__": cls_name, "loss_name": loss_name,
+    })
+    return cls
 
 
-class LogCoshLoss(SpecLoss):
-    """Log-cosh, ``sum(log(cosh(d))) / n`` without overflow; gradient ``tanh(d) / n``."""
+#: the generated classes, by loss name
+_GENERATED: dict[str, type[SpecLoss]] = {d.name: _criterion_class(d) for d in package_losses()}
+globals().update({cls.__name__: cls for cls in _GENERATED.values()})
 
-    def __init__(self) -> None:
-        super().__init__("log_cosh")
-
-
-class BCELoss(SpecLoss):
-    """Binary cross-entropy on probabilities clamped to ``[epsilon, 1 - epsilon]``; gradient
-    0 where the clamp is active. ``nn.BCELoss`` agrees inside the clamp. Targets outside [0, 1]
-    raise unless ``check_domain=False``."""
-
-    def __init__(self, epsilon: float = EPSILON, check_domain: bool = True) -> None:
-        super().__init__("binary_cross_entropy", epsilon=epsilon, check_domain=check_domain)
+__all__ = sorted([*FIXED_NAMES, *(c.__name__ for c in _GENERATED.values())])

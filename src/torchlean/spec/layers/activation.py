@@ -9,19 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchlean.errors import ShapeError, fmt_shape
 from torchlean.spec.core.context import Context, resolve_context
+from torchlean.spec.core.declaration import require_axis
 
 __all__ = ["log_softmax", "log_softmax_spec", "softmax", "softmax_spec"]
-
-
-def _require_axis(ctx: Context, x: Any, name: str) -> None:
-    shape = ctx.shape(x)
-    if len(shape) == 0:
-        raise ShapeError(
-            f"`{name}` must have at least one axis (softmax runs over the last); "
-            f"got shape {fmt_shape(shape)}"
-        )
 
 
 def shifted(ctx: Context, x: Any) -> tuple[Any, Any]:
@@ -52,7 +43,7 @@ def softmax_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
     PyTorch: ``torch.softmax(x, dim=-1)``.
     """
     c, z, _ = resolve_context(ctx, x, x, ("x", "x"))
-    _require_axis(c, z, "x")
+    require_axis(c, z, "x")
     with c.scope():
         return c.finish_deriv(softmax(c, z))
 
@@ -63,6 +54,6 @@ def log_softmax_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
     PyTorch: ``torch.log_softmax(x, dim=-1)``.
     """
     c, z, _ = resolve_context(ctx, x, x, ("x", "x"))
-    _require_axis(c, z, "x")
+    require_axis(c, z, "x")
     with c.scope():
         return c.finish_deriv(log_softmax(c, z))

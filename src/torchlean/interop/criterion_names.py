@@ -1,0 +1,50 @@
+"""The names of the generated criterion classes of :mod:`torchlean.interop.torch`.
+
+Each loss of the package gets one ``torch.nn`` criterion class, named from its declaration:
+
+1. the declaration's own ``criterion_name`` where it gives one (a name the rule below cannot
+   say: ``BCELoss``, or ``ProbabilityCrossEntropyLoss``, which says that it takes probabilities,
+   unlike ``torch.nn.CrossEntropyLoss``);
+2. otherwise the loss name's words, capitalised, then ``Loss``; a name that is a single word of
+   at most three letters is an initialism and is upper-cased: ``mse`` gives ``MSELoss``,
+   ``huber`` ``HuberLoss``, ``log_cosh`` ``LogCoshLoss``, ``pseudo_huber`` ``PseudoHuberLoss``.
+
+This module does not import PyTorch, so :mod:`torchlean.interop` can list the names without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torchlean.registry import LOSSES
+
+__all__ = ["FIXED_NAMES", "criterion_class_name", "criterion_names", "package_losses"]
+
+#: the names of :mod:`torchlean.interop.torch` that are not generated from a declaration
+FIXED_NAMES = ("SpecLoss", "criterion", "spec_loss")
+
+# The names the rule cannot say, for declarations that do not yet carry ``criterion_name``:
+# ``cross_entropy`` takes probabilities, so ``CrossEntropyLoss`` (the name of torch.nn's
+# criterion on logits and class indices) would be a trap; ``BCELoss`` is the name torch.nn uses.
+_GIVEN = {"cross_entropy": "ProbabilityCrossEntropyLoss", "binary_cross_entropy": "BCELoss"}
+
+
+def criterion_class_name(declaration: Any) -> str:
+    """The class name of ``declaration``'s criterion (see the module docstring)."""
+    given = getattr(declaration, "criterion_name", "") or _GIVEN.get(declaration.name, "")
+    if given:
+        return str(given)
+    words = declaration.name.split("_")
+    if len(words) == 1 and len(words[0]) <= 3:
+        return words[0].upper() + "Loss"
+    return "".join(w[:1].upper() + w[1:] for w in words) + "Loss"
+
+
+def package_losses() -> list[Any]:
+    """The declarations of the package's own losses, in registration order."""
+    return [d for d in LOSSES.values() if d.origin == "torchlean"]
+
+
+def criterion_names() -> dict[str, str]:
+    """Class name -> loss name, for every loss of the package."""
+    return {criterion_class_name(d): d.name for d in package_losses()}
