@@ -1,17 +1,22 @@
-"""The 50-digit oracle of the accuracy tests, the edge-case grid and ulp distances.
+"""The tests' one 50-digit mpmath reference, the edge-case grid and ulp distances.
 
-Reference values are the spec functions themselves evaluated by
-:mod:`torchlean.contexts.precise` at 50 decimal digits on the exact binary values of the float
-inputs: an oracle for the arithmetic (rounding, overflow, cancellation), while the formulas are
-held to the derivatives elsewhere (symbolic and kink checks). ``ulps`` counts representable
+Reference values are the declarations themselves evaluated by :mod:`torchlean.contexts.precise`
+at 50 decimal digits on the exact binary values of the float inputs (:func:`exact`,
+:func:`value`): an oracle for the arithmetic (rounding, overflow, cancellation), while the
+formulas are held to hand-derived values, PyTorch and finite differences elsewhere. The
+reference derivative (:func:`deriv`) is mpmath's numerical differentiation of that 50-digit
+value, so it shares nothing with the declared derivative term. ``ulps`` counts representable
 numbers of the output dtype between a result and the correctly rounded exact value, so 0 means
-correctly rounded.
+correctly rounded; it is the tests' one ulp distance.
 
-The grid puts every loss at its edges, per dtype: residuals from the subnormals to the overflow
-limit, the huber and log-cosh branch switch at ``|d| = 1``, probabilities 0, ``eps``,
-``1 - eps``, 1 and their neighbours, logits up to 1e4 and softmax rows that match the target
-(cancellation), log-rates past the overflow of ``exp``, and zero, tiny, ``eps``-sized and huge
-vectors for cosine similarity. Used by ``tests/test_extremes.py`` and ``benchmarks/accuracy.py``.
+The grid puts every loss at its edges, per dtype. The hand-made grids (``_GRIDS``): residuals
+from the subnormals to the overflow limit, the huber and log-cosh branch switch at ``|d| = 1``,
+probabilities 0, ``eps``, ``1 - eps``, 1 and their neighbours, logits up to 1e4 and softmax rows
+that match the target (cancellation), log-rates past the overflow of ``exp``, and zero, tiny,
+``eps``-sized and huge vectors for cosine similarity. Any other loss gets a grid read from its
+declaration: its zones' samples, its seams and the floats beside them, and the residual sweep
+for losses of elements on the whole real line. Used by ``tests/test_extremes.py`` and
+``benchmarks/accuracy.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import torchlean
 from torchlean.contexts import precise
 from torchlean.spec.layers.loss import EPSILON
 
-__all__ = ["DPS", "GRID_DTYPES", "Case", "exact", "grid", "round_to", "ulps"]
+__all__ = ["DPS", "GRID_DTYPES", "Case", "deriv", "exact", "grid", "mp_fn", "mp_list",
+           "round_to", "ulps", "value"]
 
 DPS = 50
 GRID_DTYPES = ("float32", "float64")
@@ -48,6 +54,51 @@ def exact(fn: Callable[..., Any], p: np.ndarray, t: np.ndarray, **params: Any) -
     arr = np.empty(np.shape(out), dtype=object)
     arr[...] = out
     return arr
+
+
+def mp_list(a: Any) -> list[mpmath.mpf]:
+    """The exact values of a float array (or number), flattened, as mpf."""
+    return [mpmath.mpf(float(v)) for v in np.asarray(a, dtype=np.float64).ravel()]
+
+
+def mp_fn(f: Callable[..., Any], *args: float) -> Any:
+    """A hand formula ``f`` (mpmath functions) at 50 digits on the exact values of ``args``."""
+    with mpmath.workdps(DPS):
+        return f(*(mpmath.mpf(a) for a in args))
+
+
+def _precise_value(name: str, p: list[Any], t: list[Any], shape: tuple[int, ...],
+                   params: dict[str, Any]) -> Any:
+    """The loss at mpf inputs, at mpmath's current working precision."""
+    dps = mpmath.mp.dps
+    pa, ta = np.empty(len(p), dtype=object), np.empty(len(t), dtype=object)
+    pa[:], ta[:] = p, t
+    return torchlean.LOSSES[name].value(precise.tensor(pa.reshape(shape), dps=dps),
+                                        precise.tensor(ta.reshape(shape), dps=dps),
+                                        ctx=precise.PreciseContext(dps), **params)
+
+
+def value(name: str, predicted: Any, target: Any, **params: Any) -> Any:
+    """The loss ``name`` at float inputs, to 50 digits (an mpf)."""
+    shape = np.shape(predicted)
+    with mpmath.workdps(DPS):
+        return _precise_value(name, mp_list(predicted), mp_list(target), shape, params)
+
+
+def deriv(name: str, predicted: Any, target: Any, **params: Any) -> list[Any]:
+    """d value / d predicted_i for every element (flattened): mpmath's numerical
+    differentiation of the 50-digit value. Only valid away from kinks and clamp bounds."""
+    shape = np.shape(predicted)
+    with mpmath.workdps(DPS):
+        p, t = mp_list(predicted), mp_list(target)
+        out = []
+        for i in range(len(p)):
+            def f(x: Any, i: int = i) -> Any:
+                q = list(p)
+                q[i] = x
+                return _precise_value(name, q, t, shape, params)
+            out.append(mpmath.diff(f, p[i]))
+        return out
 
 
 def round_to(x: Any, dtype: Any) -> float:
@@ -82,9 +133,10 @@ def _key(v: float, dtype: Any) -> int:
     return -(bits & (sign_mask - 1)) if bits < 0 else bits
 
 
-def ulps(computed: float, x: Any, dtype: Any) -> float:
+def ulps(computed: Any, x: Any, dtype: Any = np.float64) -> float:
     """Representable numbers of ``dtype`` between ``computed`` and the correct rounding of the
     exact ``x`` (0: correctly rounded; nan against nan is 0, nan against a number is inf)."""
+    computed = float(computed)
     r = round_to(x, dtype)
     if math.isnan(computed) or math.isnan(r):
         return 0.0 if math.isnan(computed) and math.isnan(r) else math.inf
@@ -270,15 +322,40 @@ _GRIDS: dict[str, Callable[[Any], Iterator[Case]]] = {
 }
 
 
+def _declared(name: str) -> Callable[[Any], Iterator[Case]]:
+    """The grid of a loss without a hand-made one, read from its declaration: its zones'
+    samples, each elementwise seam and the floats beside it, and (for losses of elements on
+    the whole real line) the residual sweep of ``_elementwise_regression``."""
+    decl = torchlean.LOSSES[name]
+
+    def cases(dtype: Any) -> Iterator[Case]:
+        rng = np.random.default_rng(7)
+        prm = dict(decl.params)
+        for z in decl.region_zones():
+            for k in range(6):
+                p, t = z.sample(rng, (3,), prm)
+                yield Case(f"{z.name} #{k}", np.asarray(p, dtype), np.asarray(t, dtype))
+        for s in decl.seams:
+            if s.coordinate not in ("residual", "predicted"):
+                continue
+            at = _f(dtype, s.location(prm))
+            for v in (_nxt(dtype, at, -math.inf), at, _nxt(dtype, at, math.inf)):
+                t = 0.0 if s.coordinate == "residual" else float(np.mean(decl.domain.target))
+                p = v + t if s.coordinate == "residual" else v
+                yield Case(f"{s.label}: {v:.9g}", np.array([p], dtype), np.array([t], dtype))
+        if (decl.kind == "elementwise" and not decl.domain.labels
+                and not decl.domain.checked):
+            yield from _elementwise_regression(dtype)
+
+    return cases
+
+
 def grid(name: str, dtype: Any) -> list[Case]:
     """The edge-case grid of the loss ``name`` in ``dtype`` (finite inputs only)."""
     dt = np.dtype(dtype).type
     with np.errstate(over="ignore"):
-        cases = list(_GRIDS[name](dt))
+        cases = list(_GRIDS.get(name, _declared(name))(dt))
     return [c for c in cases if np.all(np.isfinite(c.predicted)) and np.all(np.isfinite(c.target))]
-
-
-assert set(_GRIDS) == set(torchlean.LOSSES), "every registered loss needs a grid"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,25 +1,30 @@
 """Values of every spec function: hand-derived cases, a 50-digit mpmath oracle, the kink choices,
-the totalized mean, NaN propagation and the numerically delicate regimes."""
+the totalized mean, NaN propagation and the numerically delicate regimes.
+
+This is the file of hand-derived values: a new loss adds its rows to ``HAND_CASES`` (and its
+delicate regimes below); every other test reads the loss's declaration."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import mp_reference as mp_ref
 import mpmath
 import numpy as np
+import oracle
 import pytest
-from loss_inputs import smooth_case
-from mp_reference import mp_fn, ulps
+from loss_inputs import smooth_case, zones
+from oracle import mp_fn, ulps
 from spec_functions import NAMES, SPECS
 
+import torchlean
 from torchlean.spec.core.tensor import mean_over, to_scalar_spec
 from torchlean.spec.layers import loss as L
 from torchlean.spec.layers.activation import log_softmax_spec, softmax_spec
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
-SQRT2 = math.sqrt(2.0)
+SQRT2, SQRT5 = math.sqrt(2.0), math.sqrt(5.0)
+PSEUDO_HUBER = torchlean.LOSSES["pseudo_huber"]
 
 
 def close(actual: Any, expected: Any, rtol: float = 1e-15, atol: float = 1e-16) -> None:
@@ -124,6 +129,26 @@ HAND_CASES = [
     # tanh(ln 2) = 3/5, tanh(-ln 3) = -4/5, / 3
     pytest.param(L.log_cosh_deriv_spec, [0.0, LN2, 0.0], [0.0, 0.0, LN3], {},
                  [0.0, 0.2, -0.8 / 3], id="log_cosh_deriv"),
+    # delta = 1, d = (0, 1, -2): sqrt(1 + d**2) - 1 = (0, sqrt 2 - 1, sqrt 5 - 1), / 3
+    pytest.param(PSEUDO_HUBER.value, [0.0, 1.0, -2.0], [0.0] * 3, {}, (SQRT2 + SQRT5 - 2) / 3,
+                 id="pseudo_huber"),
+    # d / sqrt(1 + d**2) / 3 = (0, 1 / sqrt 2, -2 / sqrt 5) / 3
+    pytest.param(PSEUDO_HUBER.deriv, [0.0, 1.0, -2.0], [0.0] * 3, {},
+                 [0.0, 1 / (3 * SQRT2), -2 / (3 * SQRT5)], id="pseudo_huber_deriv"),
+    # delta = 2, d = (2, -4, 0): 4 (sqrt(1 + (d / 2)**2) - 1) = (4 (sqrt 2 - 1), 4 (sqrt 5 - 1),
+    # 0), / 3
+    pytest.param(PSEUDO_HUBER.value, [3.0, -3.0, 1.0], [1.0, 1.0, 1.0], {"delta": 2.0},
+                 4 * (SQRT2 + SQRT5 - 2) / 3, id="pseudo_huber-d2"),
+    # d / sqrt(1 + (d / 2)**2) / 3 = (2 / sqrt 2, -4 / sqrt 5, 0) / 3
+    pytest.param(PSEUDO_HUBER.deriv, [3.0, -3.0, 1.0], [1.0, 1.0, 1.0], {"delta": 2.0},
+                 [SQRT2 / 3, -4 / (3 * SQRT5), 0.0], id="pseudo_huber_deriv-d2"),
+    # d = 1e200: delta**2 (sqrt(1 + d**2) - 1) = 1e200 - 1 (to 1e-200 relative), which rounds to
+    # 1e200 (d**2 itself overflows); the derivative tends to sign(d) delta = 1
+    pytest.param(PSEUDO_HUBER.value, [1e200], [0.0], {}, 1e200, id="pseudo_huber-huge"),
+    pytest.param(PSEUDO_HUBER.deriv, [-1e200], [0.0], {}, [-1.0], id="pseudo_huber_deriv-huge"),
+    # d = 1e-100: d**2 / 2 (the next term, -d**4 / 8, is 1e-200 relative); derivative d
+    pytest.param(PSEUDO_HUBER.value, [1e-100], [0.0], {}, 5e-201, id="pseudo_huber-tiny"),
+    pytest.param(PSEUDO_HUBER.deriv, [1e-100], [0.0], {}, [1e-100], id="pseudo_huber_deriv-tiny"),
     # -log(1/4) = 2 ln 2
     pytest.param(L.binary_cross_entropy_spec, 0.25, 1.0, {}, 2 * LN2, id="bce"),
     # -log(3/4)
@@ -190,7 +215,8 @@ def test_log_softmax_of_huge_logits_is_exact() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Against the 50-digit oracle (mp_reference: textbook formulas at mp.dps = 50)
+# Against the 50-digit oracle (tests/oracle.py: the declaration at 50 digits, its derivative by
+# mpmath's numerical differentiation)
 # --------------------------------------------------------------------------------------------
 
 
@@ -199,8 +225,8 @@ def test_log_softmax_of_huge_logits_is_exact() -> None:
 def test_value_and_derivative_match_mpmath(name: str, seed: int) -> None:
     value_fn, deriv_fn, _ = SPECS[name]
     p, t, params = smooth_case(name, (2, 3), seed)
-    v_ref = mp_ref.value(name, p, t, **params)
-    g_ref = np.array([float(g) for g in mp_ref.deriv(name, p, t, **params)]).reshape(p.shape)
+    v_ref = oracle.value(name, p, t, **params)
+    g_ref = np.array([float(g) for g in oracle.deriv(name, p, t, **params)]).reshape(p.shape)
     # six O(1) terms in float64: a few ulps of the largest term
     assert abs(float(value_fn(p, t, **params)) - float(v_ref)) <= 1e-14 * max(1.0, abs(v_ref))
     np.testing.assert_allclose(deriv_fn(p, t, **params), g_ref, rtol=1e-12, atol=1e-14)
@@ -208,8 +234,9 @@ def test_value_and_derivative_match_mpmath(name: str, seed: int) -> None:
 
 @pytest.mark.parametrize(("p", "y"), [(0.3, 0.0), (0.3, 1.0), (0.7, 0.2), (0.01, 0.99)])
 def test_scalar_bce_matches_mpmath(p: float, y: float) -> None:
-    v_ref = mp_ref.value("binary_cross_entropy", p, y)
-    (g_ref,) = mp_ref.deriv("binary_cross_entropy", p, y)
+    # hand formulas at 50 digits: -(y log p + (1 - y) log(1 - p)) and its derivative
+    v_ref = mp_fn(lambda q, w: -(w * mpmath.log(q) + (1 - w) * mpmath.log(1 - q)), p, y)
+    g_ref = mp_fn(lambda q, w: (q - w) / (q * (1 - q)), p, y)
     assert ulps(L.binary_cross_entropy_spec(p, y), v_ref) <= 4
     assert ulps(L.binary_cross_entropy_deriv_spec(p, y), g_ref) <= 4
 
@@ -219,8 +246,8 @@ def test_huber_with_other_deltas_matches_mpmath(delta: float) -> None:
     rng = np.random.default_rng(3)
     t = rng.normal(size=6)
     p = t + np.array([0.1, -0.2, 0.29, -0.31, 1.7, -3.0])  # both sides of both thresholds
-    v_ref = mp_ref.value("huber", p, t, delta=delta)
-    g_ref = [float(g) for g in mp_ref.deriv("huber", p, t, delta=delta)]
+    v_ref = oracle.value("huber", p, t, delta=delta)
+    g_ref = [float(g) for g in oracle.deriv("huber", p, t, delta=delta)]
     close(L.huber_spec(p, t, delta=delta), float(v_ref), rtol=1e-14)
     close(L.huber_deriv_spec(p, t, delta=delta), g_ref, rtol=1e-12, atol=1e-15)
 
@@ -311,11 +338,15 @@ def test_cosine_derivative_below_and_at_eps_drops_the_radial_term() -> None:
 @pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 4)], ids=["0", "3x0", "0x4"])
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_input(name: str, shape: tuple[int, ...]) -> None:
-    value_fn, deriv_fn, reduction = SPECS[name]
+    value_fn, deriv_fn, _ = SPECS[name]
     p, t = np.zeros(shape), np.zeros(shape)
     v = value_fn(p, t)
-    # cosine: 1 - 0 / (eps * eps); every mean: 0 / max(0, 1)
-    assert float(v) == (1.0 if reduction == "whole" else 0.0)
+    # a mean: 0 / max(0, 1), a sum: 0; a loss of the whole tensor: its own value there, at 50
+    # digits (cosine: 1 - 0 / (eps * eps) = 1)
+    if torchlean.LOSSES[name].reduction in ("mean", "sum"):
+        assert float(v) == 0.0
+    else:
+        assert float(v) == float(oracle.value(name, p, t))
     g = deriv_fn(p, t)
     assert g.shape == shape and g.dtype == np.float64
 
@@ -325,43 +356,25 @@ def test_empty_input(name: str, shape: tuple[int, ...]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-#: a `predicted` entry that puts an element on a constant or flat branch of the loss
-_FLAT = {"cross_entropy": 0.0, "binary_cross_entropy": 1.0, "hinge": 1e9, "huber": 1e9,
-         "mae": 1e9, "cosine_similarity": 0.0}
-
-
 def _nan_cases() -> list[Any]:
-    cases = []
-    for name in NAMES:
-        cases.append(pytest.param(name, "predicted", False, id=f"{name}-nan-predicted"))
-        cases.append(pytest.param(name, "target", False, id=f"{name}-nan-target"))
-        if name in _FLAT:
-            # a NaN target where `predicted` sends the element to a flat or constant branch
-            cases.append(pytest.param(name, "target", True, id=f"{name}-nan-target-flat-branch"))
-    return cases
+    # every branch region of every loss: a NaN must not vanish on a flat or constant branch
+    return [pytest.param(name, k, where, id=f"{name}-{zone.name}-nan-{where}")
+            for name in NAMES for k, zone in enumerate(zones(name))
+            for where in ("predicted", "target")]
 
 
-def _flat_branch(name: str, p: np.ndarray, t: np.ndarray) -> None:
-    """Put element (0, 1) of ``p`` where the loss's piecewise branch ignores ``t`` or is flat."""
-    p[0, 1] = _FLAT[name]
-    if name == "cosine_similarity":
-        p[:] = 0.0  # ||p|| <= eps: the clamped branch
-
-
-@pytest.mark.parametrize(("name", "where", "flat"), _nan_cases())
-def test_nan_propagates(name: str, where: str, flat: bool) -> None:
-    value_fn, deriv_fn, reduction = SPECS[name]
-    p, t, params = smooth_case(name, (2, 3), seed=5)
-    if flat:
-        _flat_branch(name, p, t)
+@pytest.mark.parametrize(("name", "zone", "where"), _nan_cases())
+def test_nan_propagates(name: str, zone: int, where: str) -> None:
+    value_fn, deriv_fn, kind = SPECS[name]
+    p, t, params = smooth_case(name, (2, 3), seed=5, zone=zone)
     (p if where == "predicted" else t)[0, 1] = np.nan
     # the domain checks let NaN through (NaN in gives NaN out)
     assert math.isnan(float(value_fn(p, t, **params)))
     g = deriv_fn(p, t, **params)
     expected_nan = np.zeros(p.shape, dtype=bool)
-    if reduction == "elementwise":
+    if kind == "elementwise":
         expected_nan[0, 1] = True
-    elif reduction == "last_axis":
+    elif kind == "slice":
         expected_nan[0, :] = True
     else:
         expected_nan[:] = True
@@ -398,7 +411,11 @@ def test_log_cosh_is_accurate_without_overflow(d: float) -> None:
 def test_bce_near_zero_and_one(p: float, y: float) -> None:
     # inside the clamp: accurate to a few ulps (log1p(-q) keeps 1 - q exact); outside it the
     # value is taken at the float bound and the derivative is 0
-    v_ref = mp_ref.value("binary_cross_entropy", p, y)
+    def bce(a: mpmath.mpf, w: mpmath.mpf) -> mpmath.mpf:  # hand formula, clamped at the reals
+        q = min(max(a, mpmath.mpf(L.EPSILON)), 1 - mpmath.mpf(L.EPSILON))
+        return -(w * mpmath.log(q) + (1 - w) * mpmath.log(1 - q))
+
+    v_ref = mp_fn(bce, p, y)
     assert ulps(L.binary_cross_entropy_spec(p, y), v_ref) <= 4
     assert ulps(L.binary_cross_entropy_tensor_spec(np.array([p]), np.array([y])), v_ref) <= 4
     if L.EPSILON < p < 1 - L.EPSILON:
@@ -428,7 +445,7 @@ def _mp_cosine(p: np.ndarray, t: np.ndarray) -> tuple[mpmath.mpf, list[mpmath.mp
     """Value and derivative of the cosine loss at 50 digits (hand formula, norms above eps):
     1 - c with c = p.t / (P T); gradient c p / P^2 - t / (P T)."""
     with mpmath.mp.workdps(50):
-        pm, tm = mp_ref.mp_list(p), mp_ref.mp_list(t)
+        pm, tm = oracle.mp_list(p), oracle.mp_list(t)
         pn = mpmath.sqrt(mpmath.fsum(a * a for a in pm))
         tn = mpmath.sqrt(mpmath.fsum(b * b for b in tm))
         c = mpmath.fsum(a * b for a, b in zip(pm, tm, strict=True)) / (pn * tn)
