@@ -1,0 +1,167 @@
+"""The docs' tables of losses, generated from the declarations.
+
+A markdown file holds a generated fragment between two marker comments::
+
+    <!-- generated: losses -->
+    ...
+    <!-- end generated -->
+
+:data:`FRAGMENTS` says what each name renders (``losses``: the table of docs/semantics.md;
+``loss-names``: the README's list). Only the package's own losses (origin ``"torchlean"``) are
+listed: the package's docs describe the package, whatever a user has declared in the same
+process. ``python -m torchlean.catalogue --write`` rewrites the fragments of README.md and
+docs/*.md; without ``--write`` it lists the stale files and exits 1 if there are any (the test
+suite does the same check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+
+from torchlean.errors import ParameterError
+from torchlean.registry import LOSSES
+from torchlean.spec.core.declaration import LossDeclaration
+
+__all__ = [
+    "COMMAND",
+    "FRAGMENTS",
+    "documents",
+    "loss_names",
+    "loss_table",
+    "main",
+    "package_losses",
+    "render",
+    "stale",
+]
+
+#: the command that regenerates every fragment (run from the repository's root)
+COMMAND = "python -m torchlean.catalogue --write"
+
+_START = re.compile(r"<!-- generated: (?P<name>[\w-]+) -->\n")
+_END = "<!-- end generated -->"
+#: the docs' line length (prose; table rows are one line each)
+_WIDTH = 100
+
+
+def package_losses() -> list[LossDeclaration]:
+    """The package's own declarations, in the order they are declared."""
+    return [d for d in LOSSES.values() if d.origin == "torchlean"]
+
+
+def _code(text: str) -> str:
+    """``text`` as a code span in a table cell (a ``|`` would end the cell)."""
+    return f"`{text}`".replace("|", "\\|") if text else "none"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") if text else "none"
+
+
+def _params(decl: LossDeclaration) -> str:
+    if not decl.params:
+        return "none"
+    return ", ".join(_code(f"{k}={v!r}") for k, v in decl.params.items())
+
+
+def loss_table(decls: Iterable[LossDeclaration]) -> str:
+    """One row per loss: its kind and reduction, value, derivative w.r.t. ``predicted``, the
+    derivative chosen at each kink, the PyTorch expression with the same value, its parameters
+    with their defaults and its domain, as the declaration states them."""
+    lines = [
+        "| loss | kind, reduction | value | derivative w.r.t. `predicted` | kinks: derivative "
+        "chosen | PyTorch equivalent | parameters | domain |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for d in decls:
+        lines.append(
+            f"| `{d.name}` | {d.kind}, {d.reduction} | {_code(d.formula)} | "
+            f"{_code(d.derivative_text)} | {_cell(d.kink_text)} | {_code(d.torch_text)} | "
+            f"{_params(d)} | {_cell(d.domain.text)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def loss_names(decls: Iterable[LossDeclaration]) -> str:
+    """The names, as one sentence linking to the table."""
+    names = ", ".join(f"`{d.name}`" for d in decls)
+    text = (f"The losses: {names} (formulas, derivatives, kinks and PyTorch equivalents in "
+            f"[docs/semantics.md](docs/semantics.md#the-losses)).")
+    return textwrap.fill(text, width=_WIDTH, break_long_words=False,
+                         break_on_hyphens=False) + "\n"
+
+
+#: what each fragment name renders
+FRAGMENTS: Mapping[str, Callable[[], str]] = MappingProxyType({
+    "losses": lambda: loss_table(package_losses()),
+    "loss-names": lambda: loss_names(package_losses()),
+})
+
+
+def render(text: str, *, source: str = "the text") -> str:
+    """``text`` with every generated fragment rendered again."""
+    out: list[str] = []
+    pos = 0
+    for start in _START.finditer(text):
+        if start.start() < pos:
+            continue
+        name = start["name"]
+        if name not in FRAGMENTS:
+            raise ParameterError(
+                f"{source}: unknown generated fragment {name!r}; expected one of "
+                f"{', '.join(FRAGMENTS)}"
+            )
+        end = text.find(_END, start.end())
+        if end < 0:
+            raise ParameterError(f"{source}: the fragment {name!r} has no {_END!r} after it")
+        out += [text[pos:start.end()], FRAGMENTS[name]()]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def documents(root: Path) -> list[Path]:
+    """The markdown files that may hold fragments: README.md and docs/*.md under ``root``."""
+    return [p for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+            if p.is_file()]
+
+
+def stale(paths: Iterable[Path], *, write: bool = False) -> list[Path]:
+    """The files whose fragments differ from what the declarations render (rewritten when
+    ``write``)."""
+    out = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        new = render(text, source=str(path))
+        if new != text:
+            out.append(path)
+            if write:
+                path.write_text(new, encoding="utf-8")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m torchlean.catalogue [--write] [--root DIR]``: 0 when every fragment is up to
+    date (or was rewritten), 1 when some are stale."""
+    parser = argparse.ArgumentParser(prog="python -m torchlean.catalogue",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="rewrite the stale fragments")
+    parser.add_argument("--root", type=Path, default=Path.cwd(),
+                        help="the repository's root (default: the current folder)")
+    args = parser.parse_args(argv)
+    found = stale(documents(args.root), write=args.write)
+    for path in found:
+        print(f"{'rewrote' if args.write else 'stale'}: {path}")
+    if found and not args.write:
+        print(f"regenerate with: {COMMAND}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
