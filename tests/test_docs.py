@@ -97,3 +97,12 @@ def test_the_command_reports_and_rewrites_stale_files(tmp_path: Path,
     assert catalogue.main(["--root", str(tmp_path), "--write"]) == 0
     assert "| `mse` |" in doc.read_text(encoding="utf-8")
     assert catalogue.main(["--root", str(tmp_path)]) == 0
+
+
+def test_every_keyword_of_define_loss_is_documented() -> None:
+    import inspect
+
+    text = (ROOT / "docs" / "custom-losses.md").read_text(encoding="utf-8")
+    table = text[text.index("## Every keyword of `define_loss`"):]
+    for name in inspect.signature(torchlean.define_loss).parameters:
+        assert f"| `{name}` |" in table, f"docs/custom-losses.md does not document `{name}`"
