@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -25,111 +27,116 @@ from torchlean import (  # noqa: E402
     UnsupportedOperationError,
 )
 from torchlean.interop import torch as tlt  # noqa: E402
+from torchlean.interop.criterion_names import criterion_class_name  # noqa: E402
+from torchlean.kernels import disabled  # noqa: E402
 from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 
 F64 = torch.float64
 
 # --------------------------------------------------------------------------------------------
-# Inputs in each loss's domain, away from its kinks (so finite differences see one branch).
+# Rows: every loss of the package (and one declared here, as a user would), with inputs drawn
+# from each branch region of its declaration (a margin from every kink and clamp bound, so
+# finite differences see one branch).
 # --------------------------------------------------------------------------------------------
 
 Pair = tuple["torch.Tensor", "torch.Tensor"]
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+@torchlean.define_loss("interop_test_pseudo_huber", params={"delta": 1.0})
+def _user_loss(c, p, t, *, delta):  # type: ignore[no-untyped-def]
+    d = p - t
+    return delta * delta * (c.sqrt(1 + (d / delta) * (d / delta)) - 1)
 
 
-def _normal(shape: tuple[int, ...], seed: int, dtype: torch.dtype = F64) -> torch.Tensor:
-    return torch.randn(shape, generator=_gen(seed), dtype=dtype)
+@_user_loss.deriv
+def _(c, p, t, *, delta):  # type: ignore[no-untyped-def]
+    d = p - t
+    return d / c.sqrt(1 + (d / delta) * (d / delta))
 
 
-def _uniform(shape: tuple[int, ...], seed: int, lo: float, hi: float,
-             dtype: torch.dtype = F64) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=_gen(seed), dtype=dtype)
+USER = "interop_test_pseudo_huber"
+#: the package's losses (other test modules may declare losses of their own, some wrong on
+#: purpose) and the one above
+DECLS = [d for d in LOSSES.values() if d.origin == "torchlean"] + [LOSSES[USER]]
+ALL = [d.name for d in DECLS]
+PACKAGE = [d.name for d in DECLS if d.origin == "torchlean"]
 
 
-def _real(shape: tuple[int, ...], dtype: torch.dtype) -> Pair:
-    return _normal(shape, 1, dtype), _normal(shape, 2, dtype)
+def _id(name: str, zone: str) -> str:
+    return f"{name}[{zone}]".replace(" ", "")
 
 
-def _probabilities(shape: tuple[int, ...], dtype: torch.dtype) -> Pair:
-    # strictly inside the clamp [eps, 1 - eps]
-    return _uniform(shape, 1, 0.1, 0.9, dtype), _uniform(shape, 2, 0.0, 1.0, dtype)
+#: (loss, zone) for every branch region of every row
+ZONES = [pytest.param(d.name, i, id=_id(d.name, z.name))
+         for d in DECLS for i, z in enumerate(d.region_zones())]
+#: the regions where the PyTorch reference has the same value and gradient
+TORCH_ZONES = [pytest.param(d.name, i, id=_id(d.name, z.name))
+               for d in DECLS if d.torch_reference is not None
+               for i, z in enumerate(d.region_zones()) if z.torch_agrees]
 
 
-def _labels(shape: tuple[int, ...], dtype: torch.dtype) -> Pair:
-    return _normal(shape, 1, dtype), torch.where(_normal(shape, 2) > 0, 1.0, -1.0).to(dtype)
-
-
-def _counts(shape: tuple[int, ...], dtype: torch.dtype) -> Pair:
-    x = 0.5 * _normal(shape, 1, dtype)
-    return x, torch.poisson(torch.full(shape, 2.0, dtype=dtype), generator=_gen(2))
-
-
-def _logits(shape: tuple[int, ...], dtype: torch.dtype) -> Pair:
-    return _normal(shape, 1, dtype), torch.softmax(_normal(shape, 2, dtype), dim=-1)
-
-
-INPUTS: dict[str, Callable[[tuple[int, ...], torch.dtype], Pair]] = {
-    "mse": _real,
-    "mae": _real,
-    "huber": _real,
-    "cross_entropy": _probabilities,
-    "cross_entropy_logits": _logits,
-    "hinge": _labels,
-    "poisson": _counts,
-    "cosine_similarity": _real,
-    "log_cosh": _real,
-    "binary_cross_entropy": _probabilities,
-}
-
-NAMED: dict[str, type] = {
-    "mse": tlt.MSELoss,
-    "mae": tlt.MAELoss,
-    "huber": tlt.HuberLoss,
-    "cross_entropy": tlt.CrossEntropyLoss,
-    "cross_entropy_logits": tlt.CrossEntropyLogitsLoss,
-    "hinge": tlt.HingeLoss,
-    "poisson": tlt.PoissonLoss,
-    "cosine_similarity": tlt.CosineSimilarityLoss,
-    "log_cosh": tlt.LogCoshLoss,
-    "binary_cross_entropy": tlt.BCELoss,
-}
-
-ALL = list(LOSSES)
-SMOOTH_SECOND = ["mse", "huber", "log_cosh", "poisson", "cross_entropy_logits",
-                 "cosine_similarity"]
-
-
-def _inputs(name: str, dtype: torch.dtype = F64, shape: tuple[int, ...] = (4, 3)) -> Pair:
-    return INPUTS[name](shape, dtype)
+def _inputs(name: str, dtype: torch.dtype = F64, shape: tuple[int, ...] = (4, 3),
+            zone: int = 0, seed: int = 0) -> Pair:
+    """``(predicted, target)`` inside the ``zone``-th branch region of ``name``, with the
+    declared default parameters."""
+    decl = LOSSES[name]
+    z = decl.region_zones()[zone]
+    p, t = z.sample(np.random.default_rng(seed), shape, decl.params)
+    return torch.tensor(p, dtype=dtype), torch.tensor(t, dtype=dtype)
 
 
 def _ulps(dtype: torch.dtype, k: int = 2) -> float:
     return k * torch.finfo(dtype).eps
 
 
-def test_every_registered_loss_has_inputs_and_a_named_criterion() -> None:
-    assert set(INPUTS) == set(LOSSES)
-    assert set(NAMED) == set(LOSSES)
-    for name, cls in NAMED.items():
-        assert cls().loss_name == name
+def test_every_package_loss_has_a_generated_criterion_class() -> None:
+    for decl in DECLS[:-1]:
+        cls = getattr(tlt, criterion_class_name(decl))
+        assert cls.loss_name == decl.name and cls().loss_name == decl.name
+        assert isinstance(tlt.criterion(decl.name), cls)
+        assert issubclass(cls, tlt.SpecLoss) and cls.__module__ == "torchlean.interop.torch"
+        # the constructor takes the declared parameters, with their defaults
+        sig = inspect.signature(cls)
+        want = dict(decl.params) | ({"check_domain": True} if decl.has_domain_check else {})
+        assert {k: p.default for k, p in sig.parameters.items()} == want
+    assert {criterion_class_name(d) for d in DECLS[:-1]} <= set(tlt.__all__)
+
+
+def test_class_names_follow_the_rule() -> None:
+    # the rule of torchlean.interop.criterion_names, and the names the criteria had before
+    # they were generated
+    want = {"mse": "MSELoss", "mae": "MAELoss", "huber": "HuberLoss",
+            "pseudo_huber": "PseudoHuberLoss", "cross_entropy": "ProbabilityCrossEntropyLoss",
+            "cross_entropy_logits": "CrossEntropyLogitsLoss", "hinge": "HingeLoss",
+            "poisson": "PoissonLoss", "cosine_similarity": "CosineSimilarityLoss",
+            "log_cosh": "LogCoshLoss", "binary_cross_entropy": "BCELoss"}
+    for name, cls_name in want.items():
+        assert criterion_class_name(LOSSES[name]) == cls_name
+
+
+def test_no_cross_entropy_loss_that_takes_probabilities() -> None:
+    # torch.nn.CrossEntropyLoss takes logits (or class indices); the probability one says so
+    assert not hasattr(tlt, "CrossEntropyLoss") and "CrossEntropyLoss" not in tlt.__all__
+    import torchlean.interop as interop
+
+    with pytest.raises(AttributeError):
+        interop.CrossEntropyLoss  # noqa: B018
+    assert tlt.ProbabilityCrossEntropyLoss().loss_name == "cross_entropy"
 
 
 # --------------------------------------------------------------------------------------------
-# Value and gradient are the spec's
+# Value and gradient are the declaration's
 # --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
-@pytest.mark.parametrize("name", ALL)
-def test_value_and_gradient_are_the_spec(name: str, dtype: torch.dtype) -> None:
-    p, t = _inputs(name, dtype)
+@pytest.mark.parametrize(("name", "zone"), ZONES)
+def test_value_and_gradient_are_the_spec(name: str, zone: int, dtype: torch.dtype) -> None:
+    p, t = _inputs(name, dtype, zone=zone)
     p.requires_grad_(True)
-    loss = tlt.SpecLoss(name)(p, t)
+    loss = tlt.criterion(name)(p, t)
     loss.backward()
-    # origin: the spec itself, evaluated by the registry on plain tensors
+    # origin: the declaration itself, evaluated on plain tensors
     entry = LOSSES[name]
     want_v, want_g = entry.value(p.detach(), t), entry.deriv(p.detach(), t)
     assert loss.dtype == dtype and p.grad.dtype == dtype
@@ -137,24 +144,26 @@ def test_value_and_gradient_are_the_spec(name: str, dtype: torch.dtype) -> None:
     # a few ulps: the forward may run a fused kernel (tested equal to the spec) that sums in
     # another order; atol scales with the largest element for elements that cancel to ~0
     tol = _ulps(dtype, 4)
-    torch.testing.assert_close(loss.detach(), want_v, rtol=tol, atol=0)
+    torch.testing.assert_close(loss.detach(), want_v, rtol=tol, atol=tol * abs(want_v.item()))
     torch.testing.assert_close(p.grad, want_g, rtol=tol, atol=tol * want_g.abs().max().item())
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_named_criterion_equals_spec_loss(name: str) -> None:
     p, t = _inputs(name)
-    assert NAMED[name]()(p, t).item() == tlt.SpecLoss(name)(p, t).item()
-    assert tlt.spec_loss(name, p, t).item() == tlt.SpecLoss(name)(p, t).item()
+    want = tlt.SpecLoss(name)(p, t).item()
+    assert tlt.criterion(name)(p, t).item() == want
+    assert tlt.spec_loss(name, p, t).item() == want
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_backward_scales_by_grad_output(name: str) -> None:
     p, t = _inputs(name)
     p.requires_grad_(True)
-    (-2.5 * tlt.SpecLoss(name)(p, t)).backward()
-    torch.testing.assert_close(p.grad, -2.5 * LOSSES[name].deriv(p.detach(), t),
-                               rtol=1e-15, atol=0)
+    (-2.5 * tlt.criterion(name)(p, t)).backward()
+    # origin: the derivative the forward computes (a fused kernel where one applies)
+    _, deriv = torchlean.value_and_deriv(name, p.detach(), t)
+    torch.testing.assert_close(p.grad, -2.5 * deriv, rtol=0, atol=0)
 
 
 def test_gradient_accumulates_through_a_graph() -> None:
@@ -166,39 +175,81 @@ def test_gradient_accumulates_through_a_graph() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+
+def test_parameters_by_position_and_by_keyword() -> None:
+    assert repr(tlt.HuberLoss(0.5)) == repr(tlt.HuberLoss(delta=0.5)) == "HuberLoss(delta=0.5)"
+    assert repr(tlt.BCELoss(0.1, False)) == "BCELoss(epsilon=0.1, check_domain=False)"
+    assert repr(tlt.criterion("huber", delta=0.5)) == "HuberLoss(delta=0.5)"
+    with pytest.raises(ParameterError, match=r"HuberLoss takes at most 1 positional"):
+        tlt.HuberLoss(1.0, 2.0)
+    with pytest.raises(ParameterError, match="`delta` of HuberLoss is given twice"):
+        tlt.HuberLoss(1.0, delta=2.0)
+
+
+def test_criterion_and_its_class_pickle() -> None:
+    # generated classes live in the module under their own names, so criteria pickle (as
+    # multiprocessing data loaders and torch.save need)
+    for crit in (tlt.HuberLoss(0.25), tlt.criterion("pseudo_huber", delta=2.0),
+                 tlt.criterion(USER, delta=0.5)):
+        back = pickle.loads(pickle.dumps(crit))
+        assert type(back) is type(crit) and repr(back) == repr(crit)
+        p, t = _inputs(crit.loss_name)
+        assert back(p, t).item() == crit(p, t).item()
+
+
+# --------------------------------------------------------------------------------------------
 # Agreement with torch.nn where the semantics agree (origin: PyTorch 2.13)
 # --------------------------------------------------------------------------------------------
+
+
+def _reference(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The declaration's PyTorch reference at the default parameters."""
+    decl = LOSSES[name]
+    return lambda p, t: decl.torch_reference(p, t, **decl.params)
+
+
+@pytest.mark.parametrize(("name", "zone"), TORCH_ZONES)
+def test_matches_the_torch_reference(name: str, zone: int) -> None:
+    # origin: PyTorch autograd of the declaration's torch_reference, where the declaration
+    # says that it agrees
+    p, t = _inputs(name, shape=(2, 3, 4), zone=zone)
+    p1 = p.clone().requires_grad_(True)
+    p2 = p.clone().requires_grad_(True)
+    v1, v2 = tlt.criterion(name)(p1, t), _reference(name)(p2, t)
+    v1.backward()
+    v2.backward()
+    torch.testing.assert_close(v1, v2, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-12, atol=1e-15)
 
 
 def _xent_logits_torch(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return nn.CrossEntropyLoss(reduction="sum")(z.movedim(-1, 1), t.movedim(-1, 1)) / z.numel()
 
 
-TORCH_COUNTERPARTS: dict[str, tuple[Callable[[], nn.Module], Callable[..., torch.Tensor]]] = {
-    "mse": (tlt.MSELoss, nn.MSELoss()),
-    "mae": (tlt.MAELoss, nn.L1Loss()),
-    "huber_beta_1": (lambda: tlt.HuberLoss(1.0), nn.SmoothL1Loss(beta=1.0)),
-    "huber_beta_0.3": (lambda: tlt.HuberLoss(0.3), nn.SmoothL1Loss(beta=0.3)),
-    "huber_as_HuberLoss": (lambda: tlt.HuberLoss(2.0),
-                           lambda p, t: nn.HuberLoss(delta=2.0)(p, t) / 2.0),
-    "cross_entropy": (tlt.CrossEntropyLoss,
-                      lambda p, t: -(t * p.clamp(EPSILON, 1 - EPSILON).log()).mean()),
-    "cross_entropy_logits": (tlt.CrossEntropyLogitsLoss, _xent_logits_torch),
-    "hinge": (tlt.HingeLoss, lambda x, t: torch.relu(1 - t * x).mean()),
-    "poisson": (tlt.PoissonLoss, nn.PoissonNLLLoss(log_input=True, full=False)),
-    "cosine_similarity": (tlt.CosineSimilarityLoss,
-                          lambda p, t: 1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0,
-                                                               eps=EPSILON)),
-    "log_cosh": (tlt.LogCoshLoss, lambda p, t: torch.log(torch.cosh(p - t)).mean()),
-    "binary_cross_entropy": (tlt.BCELoss, nn.BCELoss()),
+#: the criteria against torch.nn modules (origin: PyTorch 2.13), as docs/ecosystem.md states
+NN_MODULES: dict[str, tuple[str, Callable[[], nn.Module], Callable[..., torch.Tensor]]] = {
+    "MSELoss": ("mse", tlt.MSELoss, nn.MSELoss()),
+    "L1Loss": ("mae", tlt.MAELoss, nn.L1Loss()),
+    "SmoothL1Loss_beta_1": ("huber", lambda: tlt.HuberLoss(1.0), nn.SmoothL1Loss(beta=1.0)),
+    "SmoothL1Loss_beta_0.3": ("huber", lambda: tlt.HuberLoss(0.3), nn.SmoothL1Loss(beta=0.3)),
+    "HuberLoss_over_delta": ("huber", lambda: tlt.HuberLoss(2.0),
+                             lambda p, t: nn.HuberLoss(delta=2.0)(p, t) / 2.0),
+    "CrossEntropyLoss_sum_over_numel": ("cross_entropy_logits", tlt.CrossEntropyLogitsLoss,
+                                        _xent_logits_torch),
+    "PoissonNLLLoss": ("poisson", tlt.PoissonLoss,
+                       nn.PoissonNLLLoss(log_input=True, full=False)),
+    "BCELoss": ("binary_cross_entropy", tlt.BCELoss, nn.BCELoss()),
 }
 
 
-@pytest.mark.parametrize("case", list(TORCH_COUNTERPARTS))
-def test_matches_torch_nn_counterpart(case: str) -> None:
-    ours, theirs = TORCH_COUNTERPARTS[case]
-    name = case.split("_beta")[0].split("_as_")[0]
-    p, t = _inputs(name, shape=(2, 3, 4))
+@pytest.mark.parametrize("case", list(NN_MODULES))
+def test_matches_torch_nn_module(case: str) -> None:
+    name, ours, theirs = NN_MODULES[case]
+    zone = next(i for i, z in enumerate(LOSSES[name].region_zones()) if z.torch_agrees)
+    p, t = _inputs(name, shape=(2, 3, 4), zone=zone)
     p1 = p.clone().requires_grad_(True)
     p2 = p.clone().requires_grad_(True)
     v1, v2 = ours()(p1, t), theirs(p2, t)
@@ -237,7 +288,7 @@ def test_cross_entropy_gradient_is_zero_where_the_clamp_is_active() -> None:
     # autograd of clamp passes the gradient through at the bound (PyTorch 2.13).
     p = torch.tensor([EPSILON, 1e-9, 0.5], dtype=F64, requires_grad=True)
     t = torch.tensor([1.0, 1.0, 1.0], dtype=F64)
-    tlt.CrossEntropyLoss()(p, t).backward()
+    tlt.ProbabilityCrossEntropyLoss()(p, t).backward()
     torch.testing.assert_close(p.grad, torch.tensor([0.0, 0.0, -2 / 3], dtype=F64))
     q = p.detach().clone().requires_grad_(True)
     (-(t * q.clamp(EPSILON, 1 - EPSILON).log()).mean()).backward()
@@ -268,6 +319,51 @@ def test_cosine_gradient_below_epsilon_is_the_clamped_derivative() -> None:
     (1 - F.cosine_similarity(q, t, dim=0, eps=0.4)).backward()
     torch.testing.assert_close(q.grad, torch.tensor([-1.1748, -0.5819], dtype=F64),
                                rtol=0, atol=1e-4)
+
+
+@pytest.fixture(params=["kernels", "spec"])
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run with the fused kernels on, and again with the declaration alone."""
+    if request.param == "spec":
+        with disabled():
+            yield "spec"
+    else:
+        yield "kernels"
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 2.0, 1e3])
+def test_cosine_epsilon_is_a_norm_floor_not_a_probability(epsilon: float) -> None:
+    # any finite epsilon > 0 (PyTorch's own example uses 0.5): origin, PyTorch's value and
+    # gradient where both norms exceed eps, and the clamped derivative below
+    with disabled():
+        big = torch.tensor([3.0 * epsilon, -4.0 * epsilon], dtype=F64)
+        t = torch.tensor([2.0, 1.0], dtype=F64) * epsilon
+        p1, p2 = big.clone().requires_grad_(True), big.clone().requires_grad_(True)
+        v1 = tlt.CosineSimilarityLoss(epsilon=epsilon)(p1, t)
+        v2 = 1 - F.cosine_similarity(p2, t, dim=0, eps=epsilon)
+        v1.backward()
+        v2.backward()
+        torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-14, atol=0)
+        # ||p|| < eps: -t / (eps * max(||t||, eps)) (hand derivation)
+        small = (big / 10).requires_grad_(True)
+        tlt.criterion("cosine_similarity", epsilon=epsilon)(small, t).backward()
+        torch.testing.assert_close(small.grad, -t / (epsilon * max(t.norm().item(), epsilon)),
+                                   rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, -0.5, math.inf, math.nan])
+def test_cosine_epsilon_must_be_finite_and_positive(epsilon: float) -> None:
+    with pytest.raises(ParameterError, match=r"`epsilon` must be a finite number > 0"):
+        tlt.CosineSimilarityLoss(epsilon=epsilon)
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 0.7])
+def test_probability_epsilon_stays_below_one_half(epsilon: float) -> None:
+    # the probability clamps keep (0, 0.5): [eps, 1 - eps] must not be empty
+    for make in (tlt.ProbabilityCrossEntropyLoss, tlt.BCELoss):
+        with pytest.raises(ParameterError, match=r"`epsilon` must be a number in \(0, 0.5\)"):
+            make(epsilon=epsilon)
 
 
 def test_hinge_gradient_at_the_margin_is_zero() -> None:
@@ -311,34 +407,42 @@ def test_log_cosh_has_no_overflow_where_torch_expression_does() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_gradcheck(name: str) -> None:
-    p, t = _inputs(name, shape=(3, 4))
-    crit = tlt.SpecLoss(name)
-    assert torch.autograd.gradcheck(lambda x: crit(x, t), (p.requires_grad_(True),))
+def _step(p: torch.Tensor) -> float:
+    """A finite-difference step well inside the branch region of ``p``: the regions of a whole
+    tensor loss (cosine's norms below ``eps``) may be far narrower than 1e-6."""
+    return 1e-6 * min(1.0, p.abs().max().item())
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_gradgradcheck(name: str) -> None:
-    # the six smooth losses have a true second derivative; the others pass too away from their
-    # kinks (their derivative is smooth, or piecewise constant, on each piece)
-    p, t = _inputs(name, shape=(3, 4))
-    crit = tlt.SpecLoss(name)
-    assert torch.autograd.gradgradcheck(lambda x: crit(x, t), (p.requires_grad_(True),))
+@pytest.mark.parametrize(("name", "zone"), ZONES)
+def test_gradcheck(name: str, zone: int) -> None:
+    p, t = _inputs(name, shape=(3, 4), zone=zone)
+    crit = tlt.criterion(name)
+    assert torch.autograd.gradcheck(lambda x: crit(x, t), (p.requires_grad_(True),),
+                                    eps=_step(p))
 
 
-def _hessian(crit: nn.Module, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+@pytest.mark.parametrize(("name", "zone"), ZONES)
+def test_gradgradcheck(name: str, zone: int) -> None:
+    # smooth losses have a true second derivative; the others pass too away from their kinks
+    # (their derivative is smooth, or piecewise constant, on each piece)
+    p, t = _inputs(name, shape=(3, 4), zone=zone)
+    crit = tlt.criterion(name)
+    assert torch.autograd.gradgradcheck(lambda x: crit(x, t), (p.requires_grad_(True),),
+                                        eps=_step(p))
+
+
+def _hessian(crit: Callable[..., torch.Tensor], p: torch.Tensor,
+             t: torch.Tensor) -> torch.Tensor:
     return torch.autograd.functional.hessian(lambda x: crit(x, t), p)
 
 
-@pytest.mark.parametrize("name", SMOOTH_SECOND)
-def test_hessian_matches_autograd_of_a_torch_expression(name: str) -> None:
-    # origin: PyTorch autograd's Hessian of the torch counterpart (same semantics here)
-    key = "huber_beta_1" if name == "huber" else name
-    ours, theirs = TORCH_COUNTERPARTS[key]
-    p, t = _inputs(name, shape=(2, 3))
-    torch.testing.assert_close(_hessian(ours(), p, t), _hessian(theirs, p, t),
-                               rtol=1e-10, atol=1e-12)
+@pytest.mark.parametrize(("name", "zone"), TORCH_ZONES)
+def test_hessian_matches_autograd_of_the_torch_reference(name: str, zone: int) -> None:
+    # origin: PyTorch autograd's Hessian of the declaration's torch reference, where it agrees
+    # (the almost-everywhere one for mae, hinge and the clamps: 0)
+    p, t = _inputs(name, shape=(2, 3), zone=zone)
+    torch.testing.assert_close(_hessian(tlt.criterion(name), p, t),
+                               _hessian(_reference(name), p, t), rtol=1e-10, atol=1e-12)
 
 
 def test_second_derivative_is_the_almost_everywhere_one() -> None:
@@ -347,7 +451,7 @@ def test_second_derivative_is_the_almost_everywhere_one() -> None:
     # cross-entropy: d/dp (-t / p / n) = t / (p**2 n) inside the clamp, 0 where it is active
     # (hand derivation; n = 3)
     want = torch.diag(torch.tensor([1 / (0.09 * 3), 0.0, 0.5 / (0.49 * 3)], dtype=F64))
-    torch.testing.assert_close(_hessian(tlt.CrossEntropyLoss(), p, t), want)
+    torch.testing.assert_close(_hessian(tlt.ProbabilityCrossEntropyLoss(), p, t), want)
     # mae and hinge: piecewise-constant derivatives, so 0 away from (and at) the kinks
     zeros = torch.zeros(3, 3, dtype=F64)
     torch.testing.assert_close(_hessian(tlt.MAELoss(), p, t), zeros)
@@ -369,7 +473,7 @@ def test_double_backward_without_create_graph_is_not_tracked() -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
-@pytest.mark.parametrize("name", ["mse", "huber", "log_cosh", "cross_entropy_logits"])
+@pytest.mark.parametrize("name", ALL)
 def test_half_precision_is_float64_rounded_once(name: str, dtype: torch.dtype) -> None:
     p, t = (x.to(dtype) for x in _inputs(name))
     p.requires_grad_(True)
@@ -508,7 +612,7 @@ def test_repr_names_the_parameters() -> None:
 def test_package_exposes_every_name_of_the_torch_module() -> None:
     import torchlean.interop as interop
 
-    assert set(tlt.__all__) == interop._TORCH_NAMES
+    assert set(tlt.__all__) == interop.torch_names()
     for name in tlt.__all__:
         assert getattr(interop, name) is getattr(tlt, name)
 
@@ -535,6 +639,25 @@ def test_module_imports_without_torch() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("name", "zone"), ZONES)
+def test_training_a_tensor_lowers_every_loss(name: str, zone: int) -> None:
+    # Adam on the predicted tensor itself, from inside each branch region: wherever the
+    # derivative is not zero, the loss falls (the derivative is a descent direction)
+    p, t = _inputs(name, shape=(8, 3), zone=zone)
+    crit = tlt.criterion(name)
+    if not LOSSES[name].deriv(p, t).abs().max() > 0:
+        pytest.skip("the derivative is 0 here (a clamp is active): nothing to train")
+    w = nn.Parameter(p.clone())
+    opt = torch.optim.Adam([w], lr=0.01)
+    start = crit(w, t).item()
+    for _ in range(30):
+        opt.zero_grad()
+        crit(w, t).backward()
+        opt.step()
+    end = crit(w, t).item()
+    assert end < start - 1e-3 * max(1.0, abs(start)), f"{start:.6g} -> {end:.6g}"
+
+
 Task = tuple[nn.Module, torch.Tensor, torch.Tensor, float]
 
 
@@ -553,42 +676,53 @@ def _classes(n_classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     return x, F.one_hot(label, n_classes).float()
 
 
-class _Softmax(nn.Module):
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.inner(x), dim=-1)
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
 
 
-def _task(name: str) -> Task:
-    """``(model, inputs, targets, floor)``: the loss should fall towards ``floor``."""
-    if name in ("mse", "mae", "huber", "log_cosh"):
-        return _regression()
-    if name in ("cross_entropy", "cross_entropy_logits"):
-        x, y = _classes()
-        if name == "cross_entropy":  # softmax regression on probabilities
-            return _Softmax(nn.Linear(4, 3)), x, y, 0.0
-        return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)), x, y, 0.0
-    if name in ("hinge", "binary_cross_entropy"):
-        x, y = _classes(2)
-        y = y[:, :1]
-        if name == "hinge":  # linear SVM, labels -1 / 1
-            return nn.Linear(4, 1), x, 2 * y - 1, 0.0
-        return nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()), x, y, 0.0  # logistic regression
-    if name == "poisson":
-        g = _gen(0)
-        x = torch.randn(256, 4, generator=g)
-        log_rate = x @ torch.tensor([[0.5], [-0.3], [0.2], [0.4]]) + 1.0
-        counts = torch.poisson(torch.exp(log_rate), generator=g)
-        # the Poisson loss can be negative: measure its excess over the generating rates'
-        return nn.Linear(4, 1), x, counts, tlt.PoissonLoss()(log_rate, counts).item()
-    if name == "cosine_similarity":
-        g = _gen(0)
-        x = torch.randn(64, 4, generator=g)
-        return nn.Linear(4, 3), x, x @ torch.randn(4, 3, generator=g), 0.0
-    raise AssertionError(name)
+def _softmax_regression() -> Task:
+    x, y = _classes()
+    return nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=-1)), x, y, 0.0
+
+
+def _mlp_on_logits() -> Task:
+    x, y = _classes()
+    return nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3)), x, y, 0.0
+
+
+def _linear_svm() -> Task:
+    x, y = _classes(2)
+    return nn.Linear(4, 1), x, 2 * y[:, :1] - 1, 0.0
+
+
+def _logistic_regression() -> Task:
+    x, y = _classes(2)
+    return nn.Sequential(nn.Linear(4, 1), nn.Sigmoid()), x, y[:, :1], 0.0
+
+
+def _log_linear_counts() -> Task:
+    g = _gen(0)
+    x = torch.randn(256, 4, generator=g)
+    log_rate = x @ torch.tensor([[0.5], [-0.3], [0.2], [0.4]]) + 1.0
+    counts = torch.poisson(torch.exp(log_rate), generator=g)
+    # the Poisson loss can be negative: measure its excess over the generating rates'
+    return nn.Linear(4, 1), x, counts, tlt.PoissonLoss()(log_rate, counts).item()
+
+
+#: models as each loss is used in practice: (criterion, task)
+MODELS: dict[str, tuple[Callable[[], nn.Module], Callable[[], Task]]] = {
+    "linear_regression_mse": (tlt.MSELoss, _regression),
+    "linear_regression_mae": (tlt.MAELoss, _regression),
+    "linear_regression_huber": (tlt.HuberLoss, _regression),
+    "linear_regression_pseudo_huber": (tlt.PseudoHuberLoss, _regression),
+    "linear_regression_user_loss": (lambda: tlt.criterion(USER, delta=0.5), _regression),
+    "softmax_regression_probability_cross_entropy": (tlt.ProbabilityCrossEntropyLoss,
+                                                     _softmax_regression),
+    "mlp_cross_entropy_logits": (tlt.CrossEntropyLogitsLoss, _mlp_on_logits),
+    "linear_svm_hinge": (tlt.HingeLoss, _linear_svm),
+    "logistic_regression_bce": (tlt.BCELoss, _logistic_regression),
+    "log_linear_poisson": (tlt.PoissonLoss, _log_linear_counts),
+}
 
 
 def _zero_last_layer(model: nn.Module) -> None:
@@ -604,13 +738,13 @@ def _zero_last_layer(model: nn.Module) -> None:
 FACTOR = 20.0
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_training_reduces_the_loss(name: str) -> None:
+@pytest.mark.parametrize("case", list(MODELS))
+def test_training_a_model_reduces_the_loss(case: str) -> None:
     torch.manual_seed(0)
-    model, x, y, floor = _task(name)
-    if name != "cosine_similarity":  # (zero output: ||p|| = 0, the clamped corner)
-        _zero_last_layer(model)
-    crit = tlt.SpecLoss(name)
+    make, task = MODELS[case]
+    model, x, y, floor = task()
+    _zero_last_layer(model)
+    crit = make()
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     start = loss = crit(model(x), y).item() - floor
     steps = 0
@@ -620,4 +754,70 @@ def test_training_reduces_the_loss(name: str) -> None:
         out.backward()
         opt.step()
         loss, steps = out.item() - floor, steps + 1
-    assert loss < start / FACTOR, f"{name}: {start:.4g} -> {loss:.4g} in {steps} steps"
+    assert loss < start / FACTOR, f"{case}: {start:.4g} -> {loss:.4g} in {steps} steps"
+
+
+def test_cosine_similarity_trains_a_linear_map() -> None:
+    # (a zero output would sit in the clamped corner ||p|| = 0, so the default initialisation)
+    torch.manual_seed(0)
+    g = _gen(0)
+    x = torch.randn(64, 4, generator=g)
+    y = x @ torch.randn(4, 3, generator=g)
+    model, crit = nn.Linear(4, 3), tlt.CosineSimilarityLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    start = loss = crit(model(x), y).item()
+    steps = 0
+    while loss >= start / FACTOR and steps < 400:
+        opt.zero_grad()
+        out = crit(model(x), y)
+        out.backward()
+        opt.step()
+        loss, steps = out.item(), steps + 1
+    assert loss < start / FACTOR, f"{start:.4g} -> {loss:.4g} in {steps} steps"
+
+
+# --------------------------------------------------------------------------------------------
+# A loss declared by a user
+# --------------------------------------------------------------------------------------------
+
+
+def test_user_loss_criterion_is_its_declaration() -> None:
+    crit = tlt.criterion(USER, delta=2.0)
+    assert type(crit) is tlt.SpecLoss
+    assert repr(crit) == "SpecLoss('interop_test_pseudo_huber', delta=2.0)"
+    # hand derivation: d = 3, delta = 2: 4 (sqrt(1 + 9/4) - 1) = 2 sqrt(13) - 4, and the
+    # derivative 3 / sqrt(13 / 4) = 6 / sqrt(13); d = 0 gives 0 (n = 2)
+    p = torch.tensor([3.0, 1.0], dtype=F64, requires_grad=True)
+    t = torch.tensor([0.0, 1.0], dtype=F64)
+    v = crit(p, t)
+    v.backward()
+    assert v.item() == pytest.approx((2 * math.sqrt(13) - 4) / 2, rel=1e-15)
+    torch.testing.assert_close(p.grad, torch.tensor([3 / math.sqrt(13), 0.0], dtype=F64),
+                               rtol=1e-15, atol=0)
+    with pytest.raises(ParameterError, match="`epsilon` is not a parameter of the "
+                                             "interop_test_pseudo_huber loss"):
+        tlt.criterion(USER, epsilon=0.1)
+    with pytest.raises(ParameterError, match="`delta` must be a finite real number"):
+        tlt.criterion(USER, delta=math.inf)
+
+
+def test_user_loss_gradcheck_and_gradgradcheck() -> None:
+    p, t = _inputs(USER, shape=(3, 4))
+    crit = tlt.criterion(USER, delta=0.7)
+    assert torch.autograd.gradcheck(lambda x: crit(x, t), (p.requires_grad_(True),))
+    assert torch.autograd.gradgradcheck(lambda x: crit(x, t), (p,))
+
+
+def test_user_loss_trains_a_tensor_to_its_target() -> None:
+    # its minimum is 0, at predicted = target
+    g = _gen(3)
+    t = torch.randn(16, dtype=F64, generator=g)
+    w = nn.Parameter(torch.zeros(16, dtype=F64))
+    crit = tlt.criterion(USER)
+    opt = torch.optim.Adam([w], lr=0.1)
+    start = crit(w, t).item()
+    for _ in range(200):
+        opt.zero_grad()
+        crit(w, t).backward()
+        opt.step()
+    assert crit(w, t).item() < start / 1000
