@@ -20,13 +20,15 @@ from oracle import GRID_DTYPES, Report, exact, grid, measure, round_to, ulps
 
 import torchlean
 
-NAMES = list(torchlean.LOSSES)
+NAMES = [n for n, d in torchlean.LOSSES.items() if d.origin == "torchlean"]
 
 #: (value, derivative) bounds in ulps, per dtype. float32 is evaluated in float64 inside and
 #: rounded once, so it meets 1 ulp; float64 meets 4 ulps on the derivative except where the
-#: derivative is a difference of terms that cancel (see SCALED).
+#: derivative is a difference of terms that cancel (see SCALED). A loss not listed is held to
+#: DEFAULT_BOUNDS (documented in docs/accuracy.md); listing it states a looser bound.
+DEFAULT_BOUNDS = {"float32": (1, 1), "float64": (4, 4)}
 BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
-    "float32": {name: (1, 1) for name in NAMES},
+    "float32": {},
     "float64": {
         "mse": (1, 4), "mae": (1, 4), "huber": (1, 4), "cross_entropy": (2, 4),
         "cross_entropy_logits": (2, math.inf), "hinge": (1, 4), "poisson": (16, math.inf),
@@ -47,7 +49,8 @@ SCALED: dict[str, dict[str, tuple[float | None, float | None]]] = {
 }
 
 #: The only results that are inf where the exact one is finite: the value is sum / n, and this
-#: grid case's sum (|max| + |max / 4|) overflows although its mean does not.
+#: grid case's sum (|max| + |max / 4|) overflows although its mean does not (listed for the
+#: losses with hand-kept bounds; any other loss may show this case and no other).
 SUM_OVERFLOW = "n=3, max and -max/4"
 NONFINITE: dict[tuple[str, str], dict[str, list[str]]] = {
     (name, "float64"): {"value": [SUM_OVERFLOW], "deriv": []}
@@ -69,7 +72,7 @@ IDS = [f"{n}-{d}" for n, d in CASES]
 def test_ulps_within_the_documented_bounds(name: str, dtype: str) -> None:
     rep = report(name, dtype)
     assert rep.cases >= 40, rep.cases
-    bv, bd = BOUNDS[dtype][name]
+    bv, bd = BOUNDS[dtype].get(name, DEFAULT_BOUNDS[dtype])
     assert rep.value.ulps <= bv, (rep.value.ulps, rep.value.case)
     assert rep.deriv.ulps <= bd, (rep.deriv.ulps, rep.deriv.case)
 
@@ -88,9 +91,13 @@ def test_cancelling_differences_within_ulps_of_their_terms(name: str, dtype: str
 @pytest.mark.parametrize(("name", "dtype"), CASES, ids=IDS)
 def test_no_inf_or_nan_where_the_exact_result_is_finite(name: str, dtype: str) -> None:
     rep = report(name, dtype)
-    expected = NONFINITE.get((name, dtype), {"value": [], "deriv": []})
-    assert (rep.value.nonfinite or []) == expected["value"]
-    assert (rep.deriv.nonfinite or []) == expected["deriv"]
+    if (name, dtype) in NONFINITE or name in BOUNDS["float64"]:
+        expected = NONFINITE.get((name, dtype), {"value": [], "deriv": []})
+        assert (rep.value.nonfinite or []) == expected["value"]
+        assert (rep.deriv.nonfinite or []) == expected["deriv"]
+    else:  # a loss without hand-kept expectations: at most the overflowing sum of the mean
+        assert set(rep.value.nonfinite or []) <= {SUM_OVERFLOW}
+        assert (rep.deriv.nonfinite or []) == []
 
 
 # --------------------------------------------------------------------------------------------
