@@ -8,6 +8,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -19,27 +20,29 @@ from torchlean.interop import torch as tlt  # noqa: E402
 from torchlean.kernels import disabled  # noqa: E402
 
 F64 = torch.float64
-ALL = list(LOSSES)
+#: the package's losses (other test modules may declare losses of their own, some wrong on
+#: purpose)
+DECLS = [d for d in LOSSES.values() if d.origin == "torchlean"]
+ALL = [d.name for d in DECLS]
 Pair = tuple["torch.Tensor", "torch.Tensor"]
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _inputs(name: str, shape: tuple[int, ...] = (3, 4), zone: int = 0) -> Pair:
+    """Inputs inside the ``zone``-th branch region of ``name``'s declaration (default
+    parameters), away from its kinks."""
+    decl = LOSSES[name]
+    p, t = decl.region_zones()[zone].sample(np.random.default_rng(0), shape, decl.params)
+    return torch.tensor(p, dtype=F64), torch.tensor(t, dtype=F64)
 
 
-def _inputs(name: str, shape: tuple[int, ...] = (3, 4)) -> Pair:
-    """Inputs in ``name``'s domain, away from its kinks."""
-    p = torch.randn(shape, generator=_gen(1), dtype=F64)
-    u = torch.rand(shape, generator=_gen(2), dtype=F64)
-    if name in ("cross_entropy", "binary_cross_entropy"):
-        return 0.1 + 0.8 * torch.rand(shape, generator=_gen(1), dtype=F64), u
-    if name == "cross_entropy_logits":
-        return p, torch.softmax(torch.randn(shape, generator=_gen(2), dtype=F64), dim=-1)
-    if name == "hinge":
-        return p, torch.where(u > 0.5, 1.0, -1.0).to(F64)
-    if name == "poisson":
-        return 0.5 * p, torch.poisson(torch.full(shape, 2.0, dtype=F64), generator=_gen(2))
-    return p, torch.randn(shape, generator=_gen(2), dtype=F64)
+def _id(name: str, zone: str) -> str:
+    return f"{name}[{zone}]".replace(" ", "")
+
+
+#: the branch regions where the declaration's PyTorch reference agrees (value and gradient)
+TORCH_ZONES = [pytest.param(d.name, i, id=_id(d.name, z.name))
+               for d in DECLS if d.torch_reference is not None
+               for i, z in enumerate(d.region_zones()) if z.torch_agrees]
 
 
 @pytest.fixture(params=["kernels", "spec"])
@@ -135,27 +138,17 @@ def test_func_grad_of_mse_is_two_d_over_n(path: str) -> None:
                                rtol=1e-15, atol=0)
 
 
-# second derivatives against autograd of the textbook torch expression
-TEXTBOOK: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": lambda p, t: torch.mean((p - t) ** 2),
-    "huber": lambda p, t: torch.nn.functional.smooth_l1_loss(p, t, beta=1.0),
-    "log_cosh": lambda p, t: torch.mean(torch.log(torch.cosh(p - t))),
-    "poisson": lambda p, t: torch.mean(torch.exp(p) - t * p),
-    "cross_entropy_logits": lambda z, t: -torch.sum(t * torch.log_softmax(z, -1)) / z.numel(),
-    "cosine_similarity": lambda p, t: 1 - torch.nn.functional.cosine_similarity(
-        p.flatten(), t.flatten(), dim=0),
-    "binary_cross_entropy": lambda p, t: torch.nn.functional.binary_cross_entropy(p, t),
-}
-
-
-@pytest.mark.parametrize("name", list(TEXTBOOK))
-def test_func_grad_of_grad_and_jacrev_of_grad_are_the_hessian(name: str) -> None:
-    p, t = _inputs(name)
+@pytest.mark.parametrize(("name", "zone"), TORCH_ZONES)
+def test_func_grad_of_grad_and_jacrev_of_grad_are_the_hessian(name: str, zone: int) -> None:
+    # origin: autograd's Hessian of the declaration's PyTorch reference, where it agrees
+    decl = LOSSES[name]
+    p, t = _inputs(name, zone=zone)
     crit = _crit(name)
-    want = torch.autograd.functional.hessian(lambda x: TEXTBOOK[name](x, t), p)
-    torch.testing.assert_close(jacrev(grad(crit))(p, t), want, rtol=1e-10, atol=1e-12)
+    want = torch.autograd.functional.hessian(
+        lambda x: decl.torch_reference(x, t, **decl.params), p)
     gg = grad(lambda x: grad(crit)(x, t).sum())(p)
     torch.testing.assert_close(gg, want.sum(dim=(0, 1)), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(jacrev(grad(crit))(p, t), want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ALL)
