@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 __all__ = ["main"]
 
@@ -18,7 +18,8 @@ EXIT_STATUS = """\
 exit status:
   0    every check passed (a skipped check does not apply; each loss needs a pass)
   1    a check failed, or examined nothing
-  2    usage error (bad argument, unwritable --json path); nothing was certified
+  2    usage error (bad argument, unwritable --json path, a --module that cannot be
+       imported or declares a loss without derivative); nothing was certified
   130  interrupted (Ctrl-C)
 """
 
@@ -55,14 +56,6 @@ def _seed(text: str) -> int:
     return value
 
 
-def _loss(text: str) -> str:
-    from torchlean.registry import LOSSES
-
-    if text not in LOSSES:
-        raise argparse.ArgumentTypeError(f"unknown loss {text!r}; one of {', '.join(LOSSES)}")
-    return text
-
-
 def _writable_file(text: str) -> Path:
     """A path whose file can be created or replaced now, checked before any work."""
     path = Path(text)
@@ -77,15 +70,44 @@ def _writable_file(text: str) -> Path:
     return path
 
 
-def _certify(args: argparse.Namespace) -> int:
+def _losses(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> list[Any] | None:
+    """The declarations to certify: those of ``--module`` (or every registered loss), narrowed
+    by ``--loss``; None for every registered loss. Bad values end in ``error`` (exit 2)."""
+    from torchlean.errors import ParameterError
+    from torchlean.registry import LOSSES
+
+    if args.module is None:
+        if args.loss is not None and args.loss not in LOSSES:
+            error(f"argument --loss: unknown loss {args.loss!r}; one of {', '.join(LOSSES)}")
+        return None if args.loss is None else [LOSSES[args.loss]]
+    from torchlean.certify.modules import load_module
+
+    try:
+        user = load_module(args.module)
+        user.refuse_pending()
+    except ParameterError as exc:
+        error(str(exc))
+    names = [d.name for d in user.losses]
+    if not names:
+        error(f"argument --module: {user.name} declares no loss (declare one with "
+              f"torchlean.define_loss)")
+    if args.loss is None:
+        return list(user.losses)
+    if args.loss not in names:
+        error(f"argument --loss: {user.name} declares no loss {args.loss!r}; it declares "
+              f"{', '.join(names)}")
+    return [d for d in user.losses if d.name == args.loss]
+
+
+def _certify(args: argparse.Namespace, error: Callable[[str], NoReturn]) -> int:
     """Run every check, print the table, write the JSON report; 0 exactly when all passed."""
     try:
         from torchlean.certify import render, run, write_json
     except ImportError as exc:  # pragma: no cover - the certify extra is missing
         raise UsageError(f"needs the certify extra (pip install 'torchlean[certify]'): "
                          f"{exc}") from None
-    report = run([args.loss] if args.loss else None, points=args.points, seed=args.seed,
-                 progress=sys.stderr.isatty())
+    losses = _losses(args, error)
+    report = run(losses, points=args.points, seed=args.seed, progress=sys.stderr.isatty())
     render(report)  # a closed stdout silences the table; the status and JSON still count
     if args.json:
         try:
@@ -96,7 +118,8 @@ def _certify(args: argparse.Namespace) -> int:
     return OK if report.ok else FAILED
 
 
-def _parser() -> _Parser:
+def _parser() -> tuple[_Parser, _Parser]:
+    """The command's parser and that of ``certify``."""
     parser = _Parser(prog="torchlean", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     cert = sub.add_parser("certify", help="certify every loss and derivative (exit 0: all pass)",
@@ -104,25 +127,29 @@ def _parser() -> _Parser:
                                       "(symbolic, kinks, intervals, floats, frameworks).",
                           epilog=EXIT_STATUS,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    cert.add_argument("--loss", type=_loss, default=None, help="one loss name (default: all)")
+    cert.add_argument("--module", default=None, metavar="FILE_OR_MODULE",
+                      help="certify the losses this module declares (a .py file or an "
+                           "importable module name) instead of the package's")
+    cert.add_argument("--loss", default=None, metavar="NAME",
+                      help="one loss name (default: all, or all of --module)")
     cert.add_argument("--json", type=_writable_file, default=None, metavar="PATH",
                       help="write the full report here (its folder must exist)")
     cert.add_argument("--points", type=_positive_int, default=None, metavar="N",
                       help="sample count of every check, N >= 1 (default: each check's own)")
     cert.add_argument("--seed", type=_seed, default=0, metavar="S",
                       help="random seed of the samples, S >= 0 (default: 0)")
-    return parser
+    return parser, cert
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``torchlean``; returns the exit status (argument errors exit 2 through SystemExit)."""
     prog = "torchlean"
     try:
-        parser = _parser()
+        parser, cert = _parser()
         args = parser.parse_args(argv)
         prog = f"torchlean {args.command}"
         if args.command == "certify":
-            return _certify(args)
+            return _certify(args, cert.error)
         return USAGE  # pragma: no cover - argparse requires a known command
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

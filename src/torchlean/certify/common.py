@@ -8,31 +8,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from torchlean.certify.plans import Plan, plan_for
+from torchlean.certify.plans import Plan
+from torchlean.spec.core.declaration import LossDeclaration
 
-__all__ = ["Subject", "subject", "time_boxed"]
+__all__ = ["Loss", "Subject", "declaration", "subject", "time_boxed"]
 
 T = TypeVar("T")
+
+#: what the checks accept: a registered loss's name, or a declaration
+Loss = str | LossDeclaration
 
 
 @dataclass(frozen=True)
 class Subject:
-    """A (value, derivative) pair under test, with the loss whose plan says where to look.
+    """A (value, derivative) pair under test, with the declaration that says where to look.
 
     ``value`` and ``deriv`` are called as ``fn(predicted, target, ctx=..., **params)``; by
-    default they are the registry's spec functions, but any pair written against the Context
-    may be certified (the tests hand in deliberately wrong derivatives).
+    default they evaluate the declaration, but any pair written against the Context may be
+    certified (the tests hand in deliberately wrong derivatives).
     """
 
-    name: str
+    decl: LossDeclaration
     value: Callable[..., Any]
     deriv: Callable[..., Any]
     plan: Plan
     params: Mapping[str, Any] = field(default_factory=dict)
-    #: the registry's PyTorch expression with the same value ("" when none)
-    torch_equivalent: str = ""
-    #: the spec takes ``check_domain`` (the certifier turns it off: it samples on purpose)
+    #: the pair takes ``check_domain`` (the certifier turns it off: it samples on purpose)
     has_domain_check: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.decl.name
 
     @property
     def call_params(self) -> dict[str, Any]:
@@ -41,17 +47,25 @@ class Subject:
         return {**self.params, **extra}
 
 
-def subject(name: str, value_fn: Callable[..., Any] | None = None,
-            deriv_fn: Callable[..., Any] | None = None,
-            params: Mapping[str, Any] | None = None) -> Subject:
-    """The subject of the registered loss ``name``; ``value_fn`` / ``deriv_fn`` replace the
-    spec functions and ``params`` the default parameters."""
+def declaration(loss: Loss) -> LossDeclaration:
+    """The declaration itself, or the registered one of that name (ParameterError if none)."""
+    if isinstance(loss, LossDeclaration):
+        return loss
     from torchlean.registry import get_loss
 
-    entry = get_loss(name)
-    return Subject(name, value_fn or entry.value, deriv_fn or entry.deriv, plan_for(name),
-                   {**entry.params, **(params or {})}, entry.torch_equivalent,
-                   entry.has_domain_check)
+    return get_loss(loss)
+
+
+def subject(loss: Loss, value_fn: Callable[..., Any] | None = None,
+            deriv_fn: Callable[..., Any] | None = None,
+            params: Mapping[str, Any] | None = None) -> Subject:
+    """The subject of a declaration (or of the registered loss of that name); ``value_fn`` /
+    ``deriv_fn`` replace its evaluation and ``params`` its default parameters (checked by the
+    declaration's validators)."""
+    decl = declaration(loss)
+    prm = decl.checked_params({**decl.params, **(params or {})})
+    return Subject(decl, value_fn or decl.value, deriv_fn or decl.deriv, Plan.of(decl), prm,
+                   decl.has_domain_check)
 
 
 class _Timeout(Exception):

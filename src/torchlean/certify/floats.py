@@ -1,9 +1,10 @@
 """Check (d): float64 and float32 results against the 50-digit oracle, in ulps.
 
-Over the plan's edge-case suite (tiny and huge residuals, probabilities at and next to ``eps``,
-``1 - eps`` and 1, large logits, near-zero and huge vectors, NaN), the value and every
-derivative element computed by the arrays semantics on NumPy inputs of each dtype are compared
-with the same spec evaluated at 50 digits on the same (exactly converted) inputs:
+Over the edge cases derived from the declaration
+(:meth:`~torchlean.certify.plans.Plan.edge_cases`: a point of every zone, points on and next to
+every seam, large, huge, tiny and subnormal magnitudes, a NaN), the value and every derivative
+element computed by the arrays semantics on NumPy inputs of each dtype are compared with the
+same spec evaluated at 50 digits on the same (exactly converted) inputs:
 
     ulps = |computed - exact| / spacing(exact rounded to the dtype)
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from torchlean.certify.common import subject
+from torchlean.certify.common import Loss, subject
 from torchlean.certify.oracle import Oracle, ulps
 from torchlean.certify.result import CheckResult, Collector, skipped
 
@@ -43,22 +44,24 @@ __all__ = ["THRESHOLDS", "check_floats"]
 THRESHOLDS: dict[str, float] = {"float32": 1.0, "float64": 4.0}
 
 
-def check_floats(name: str, value_fn: Callable[..., Any] | None = None,
+def check_floats(loss: Loss, value_fn: Callable[..., Any] | None = None,
                  deriv_fn: Callable[..., Any] | None = None, *,
                  params: dict[str, Any] | None = None, points: int = 0, seed: int = 0,
                  thresholds: dict[str, float] | None = None) -> CheckResult:
-    """Check (d) for the loss ``name`` (or the pair ``value_fn``, ``deriv_fn``).
+    """Check (d) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
+    ``deriv_fn``).
 
-    ``points``: random points (of the plan's zones) added to the edge-case suite.
+    ``points``: random points (of the declaration's zones) added to the edge-case suite.
     """
     try:
         oracle = Oracle()
     except ImportError as exc:
         return skipped("floats", f"needs mpmath and torchlean.contexts.precise ({exc})")
-    s = subject(name, value_fn, deriv_fn, params)
+    s = subject(loss, value_fn, deriv_fn, params)
     limits = {**THRESHOLDS, **(thresholds or {})}
     rng = np.random.default_rng(seed)
-    cases = [(c.label, c.predicted, c.target) for c in s.plan.edge_cases(s.params)]
+    cases = [(c.label, c.predicted, c.target) for c in s.plan.edge_cases(
+        s.params, seed, lambda p, t: s.deriv(p, t, **s.call_params))]
     shape = s.plan.shapes[-1]
     cases += [(f"random ({zone})", p, t) for p, t, zone in
               (s.plan.sample(rng, shape, s.params) for _ in range(points))]

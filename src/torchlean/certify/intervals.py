@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from torchlean.certify.common import subject
+from torchlean.certify.common import Loss, subject
 from torchlean.certify.oracle import Oracle
 from torchlean.certify.result import CheckResult, Collector, skipped
 
@@ -27,11 +27,12 @@ __all__ = ["WIDTHS", "check_intervals"]
 WIDTHS = (1e-12, 1e-6, 1e-3, 0.1)
 
 
-def check_intervals(name: str, value_fn: Callable[..., Any] | None = None,
+def check_intervals(loss: Loss, value_fn: Callable[..., Any] | None = None,
                     deriv_fn: Callable[..., Any] | None = None, *,
                     params: dict[str, Any] | None = None, points: int = 8,
                     seed: int = 0) -> CheckResult:
-    """Check (c) for the loss ``name`` (or the pair ``value_fn``, ``deriv_fn``).
+    """Check (c) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
+    ``deriv_fn``).
 
     ``points``: sampled points per box besides its centre; every zone and every kink of the
     plan gets one box of each width in :data:`WIDTHS`.
@@ -42,7 +43,7 @@ def check_intervals(name: str, value_fn: Callable[..., Any] | None = None,
         oracle = Oracle()
     except ImportError as exc:
         return skipped("intervals", f"needs python-flint and torchlean.contexts.interval ({exc})")
-    s = subject(name, value_fn, deriv_fn, params)
+    s = subject(loss, value_fn, deriv_fn, params)
     rng = np.random.default_rng(seed)
     shape = s.plan.shapes[-1]
     centres = [(*z.sample(rng, shape, s.params), z.name) for z in s.plan.zones]
@@ -76,13 +77,15 @@ def check_intervals(name: str, value_fn: Callable[..., Any] | None = None,
                 v = oracle.value(s.value, p, t, s.call_params)
                 g = oracle.deriv(s.deriv, p, t, s.call_params)
                 if not _inside(v, v_lo, v_hi):
-                    col.fail(f"value: {case}", predicted=p.ravel().tolist(),
-                             target=t.ravel().tolist(), exact=float(v), lo=v_lo, hi=v_hi)
+                    col.fail(f"value outside its enclosure: {case}", predicted=p.ravel().tolist(),
+                             target=t.ravel().tolist(), exact=float(v), lo=v_lo, hi=v_hi,
+                             difference=_outside(v, v_lo, v_hi))
                 for idx in np.ndindex(*shape):
                     if not _inside(g[idx], g_lo[idx], g_hi[idx]):
-                        col.fail(f"derivative {idx}: {case}", predicted=p.ravel().tolist(),
-                                 target=t.ravel().tolist(), exact=float(g[idx]),
-                                 lo=float(g_lo[idx]), hi=float(g_hi[idx]))
+                        col.fail(f"derivative {idx} outside its enclosure: {case}",
+                                 predicted=p.ravel().tolist(), target=t.ravel().tolist(),
+                                 exact=float(g[idx]), lo=float(g_lo[idx]), hi=float(g_hi[idx]),
+                                 difference=_outside(g[idx], g_lo[idx], g_hi[idx]))
     summary = f"{n_points} pts, {n_boxes} boxes"
     if unbounded:
         summary += f", {unbounded} unbounded"
@@ -95,6 +98,12 @@ def check_intervals(name: str, value_fn: Callable[..., Any] | None = None,
 
 def _floats(a: np.ndarray) -> np.ndarray:
     return np.vectorize(float, otypes=[np.float64])(a)
+
+
+def _outside(exact: Any, lo: float, hi: float) -> float:
+    """How far ``exact`` lies outside ``[lo, hi]`` (inf for NaN)."""
+    x = float(exact)
+    return max(lo - x, x - hi) if x == x else float("inf")
 
 
 def _inside(exact: Any, lo: float, hi: float) -> bool:

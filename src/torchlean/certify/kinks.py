@@ -1,16 +1,21 @@
 """Check (b): at every kink the chosen derivative lies between the one-sided derivatives.
 
-At each point the plan puts exactly on a kink (or on a seam where the evaluation switches
-formula), and for each coordinate ``i``, the one-sided difference quotients of the VALUE at
-50 digits,
+The points come from the declaration's seams (:meth:`~torchlean.certify.plans.Plan.kinks`): on
+each seam, built at 50 digits with the oracle's own constants, plus ordinary points of the
+zones. For each coordinate ``i`` the one-sided difference quotients of the VALUE at 50 digits,
 
     D+ = (f(x + h e_i) - f(x)) / h,    D- = (f(x) - f(x - h e_i)) / h,
 
-with ``h = 1e-25 * max(|x_i|, 1e-6)``, bracket the derivative spec's element ``g_i``:
-``min(D-, D+) - tol <= g_i <= max(D-, D+) + tol``, ``tol = 1e-12 * max(|D-|, |D+|, |g_i|)``.
+with ``h = 1e-25 * max(|x_i|, 1e-6)``, are compared with the derivative's element ``g_i``, to
+``tol = 1e-12 * max(|D-|, |D+|, |g_i|)``:
+
+- on a seam declared ``kink=True`` they must bracket it:
+  ``min(D-, D+) - tol <= g_i <= max(D-, D+) + tol`` (the declared choice of subgradient);
+- on a seam declared ``kink=False`` (a C1 seam, a change of evaluation form) and at ordinary
+  points both must equal it: ``|D+ - g_i| <= tol`` and ``|D- - g_i| <= tol``.
+
 The quotients are within ``h * |f''|`` of the one-sided derivatives (plus ``1e-50 |f| / h`` of
-rounding), far inside ``tol`` for every loss here. Smooth losses are checked the same way at
-ordinary points (where ``D-``, ``D+`` and ``g_i`` must all agree).
+rounding), far inside ``tol`` for any loss whose second derivative is not astronomically large.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from torchlean.certify.common import subject
+from torchlean.certify.common import Loss, subject
 from torchlean.certify.oracle import Oracle
 from torchlean.certify.result import CheckResult, Collector, skipped
 
@@ -29,31 +34,33 @@ __all__ = ["check_kinks"]
 REL_TOL = 1e-12
 
 
-def check_kinks(name: str, value_fn: Callable[..., Any] | None = None,
+def check_kinks(loss: Loss, value_fn: Callable[..., Any] | None = None,
                 deriv_fn: Callable[..., Any] | None = None, *,
                 params: dict[str, Any] | None = None, points: int = 3,
                 seed: int = 0) -> CheckResult:
-    """Check (b) for the loss ``name`` (or the pair ``value_fn``, ``deriv_fn``).
+    """Check (b) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
+    ``deriv_fn``).
 
-    ``points``: kink points per kind are drawn on each of the plan's shapes; ``points`` ordinary
-    points for a smooth loss.
+    On each of the plan's shapes: the seam points, and ``points`` ordinary points for a loss
+    without seams (one otherwise).
     """
     try:
         oracle = Oracle()
     except ImportError as exc:
         return skipped("kinks", f"needs mpmath and torchlean.contexts.precise ({exc})")
-    s = subject(name, value_fn, deriv_fn, params)
+    s = subject(loss, value_fn, deriv_fn, params)
     rng = np.random.default_rng(seed)
     col = Collector()
     n_points = n_coords = 0
     worst = 0.0
     kinds: set[str] = set()
+    ordinary = 1 if s.decl.seams else points
     for shape in s.plan.shapes:
-        with oracle.digits():  # kink coordinates such as 1 - eps must be exact
-            kink_points = s.plan.kinks(rng, shape, s.params, oracle)[: max(points, 2)]
+        with oracle.digits():  # seam coordinates such as 1 - eps must be exact
+            kink_points = s.plan.kinks(rng, shape, s.params, oracle, ordinary=ordinary)
         for k in kink_points:
             n_points += 1
-            kinds.add(k.label.split(" (")[0] if "ordinary" in k.label else k.label)
+            kinds.add(k.label.split(" (")[0].split(",")[0])
             g = oracle.deriv(s.deriv, k.predicted, k.target, s.call_params)
             f0 = oracle.value(s.value, k.predicted, k.target, s.call_params)
             for idx in np.ndindex(*shape):
@@ -69,13 +76,20 @@ def check_kinks(name: str, value_fn: Callable[..., Any] | None = None,
                     d_plus, d_minus = (f_up - f0) / h, (f0 - f_down) / h
                     lo, hi, gi = min(d_minus, d_plus), max(d_minus, d_plus), g[idx]
                     scale = max(abs(d_minus), abs(d_plus), abs(gi), oracle.mpf("1e-300"))
-                    gap = max(lo - gi, gi - hi, 0) / scale
+                    if k.kink:  # between the one-sided derivatives
+                        off = max(lo - gi, gi - hi, 0)
+                    else:  # equal to both
+                        off = max(abs(d_minus - gi), abs(d_plus - gi))
+                    gap = off / scale
                     worst = max(worst, float(gap))
-                if gap > REL_TOL:
-                    col.fail(f"{shape} {k.label}: element {idx}",
+                if not gap <= REL_TOL:
+                    rule = "between" if k.kink else "equal to"
+                    col.fail(f"{shape} {k.label}: element {idx}, derivative not {rule} the "
+                             f"one-sided derivatives",
                              predicted=[float(v) for v in k.predicted.flat],
                              target=[float(v) for v in k.target.flat],
-                             derivative=float(gi), left=float(d_minus), right=float(d_plus))
+                             derivative=float(gi), left=float(d_minus), right=float(d_plus),
+                             difference=float(off), relative_error=float(gap))
     summary = f"{n_points} pts, {n_coords} coords"
     return col.result("kinks", summary, {"points": n_points, "coordinates": n_coords,
                                          "kinds": sorted(kinds), "where": s.plan.kink_text,

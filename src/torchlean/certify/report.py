@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torchlean.certify.result import CHECKS, FAIL, PASS, Report
+from torchlean.certify.result import CHECKS, FAIL, PASS, Report, how_much, where
 
 __all__ = ["render", "write_json"]
 
@@ -16,8 +16,9 @@ _STYLE = {PASS: "green", FAIL: "bold red", "SKIP": "yellow"}
 
 
 def render(report: Report, console: Any = None) -> None:
-    """Print one row per loss, one column per check (status and key figures), then every
-    failing case and every skip reason."""
+    """Print one row per loss, one column per check (status and key figures), then, for every
+    failed check, its first failing case: what failed, where (the inputs) and by how much."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or _console()
@@ -32,15 +33,20 @@ def render(report: Report, console: Any = None) -> None:
             if res is None:
                 cells.append("-")
                 continue
-            cells.append(f"[{_STYLE[res.status]}]{res.status}[/] {res.summary}")
+            cells.append(f"[{_STYLE[res.status]}]{res.status}[/] {escape(res.summary)}")
         table.add_row(r.loss, *cells)
     console.print(table)
     for r in report.losses:
         for c, res in r.checks.items():
-            if res.status == FAIL:
-                console.print(f"[bold red]FAIL[/] {r.loss} / {c}: {res.n_failures} failing "
-                              f"case(s); first: {res.failures[0]['case'] if res.failures else ''}",
-                              highlight=False)
+            if res.status != FAIL:
+                continue
+            first = res.failures[0] if res.failures else {}
+            console.print("[bold red]FAIL[/] " + escape(
+                f"{r.loss} / {c}: {res.n_failures} failing case(s); first: "
+                f"{first.get('case', '')}"), highlight=False)
+            for label, text in (("at", where(first)), ("by", how_much(first))):
+                if text:
+                    console.print(f"    {label} {text}", highlight=False, markup=False)
     style = "green" if report.ok else "bold red"
     console.print(f"[{style}]{report.verdict}[/] ({report.seconds:.1f} s)", highlight=False)
 

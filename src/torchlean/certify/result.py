@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CHECKS", "FAIL", "PASS", "SKIP", "CheckResult", "LossReport", "Report"]
+__all__ = ["CHECKS", "FAIL", "PASS", "SKIP", "CheckResult", "LossReport", "Report", "how_much",
+           "where"]
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -146,6 +147,59 @@ class Report:
                 for r in self.losses
             ],
         }
+
+
+#: at most this many elements of an input are shown in a failure line
+SHOWN = 6
+
+
+def where(failure: dict[str, Any]) -> str:
+    """The counterexample point of a failing case, shortened (``""`` when it has none)."""
+    parts = [f"{k}={_short(failure[k])}" for k in ("predicted", "target") if k in failure]
+    if "raised_in" in failure:
+        parts.append(f"in {failure['raised_in']}")
+    return ", ".join(parts)
+
+
+def how_much(failure: dict[str, Any]) -> str:
+    """By how much a failing case misses (ulps, difference, relative error), in words."""
+    f = failure
+    if "ulps" in f:
+        return f"{_g(f['ulps'])} ulps (threshold {_g(f.get('threshold'))})"
+    if "derivative_of_value" in f:
+        return (f"declared derivative {_g(f['derivative_spec'])}, d value / d p "
+                f"{_g(f['derivative_of_value'])}: difference {_g(f.get('difference'))}, "
+                f"relative {_g(f.get('relative_error'))}")
+    if "left" in f:
+        return (f"declared derivative {_g(f['derivative'])}, one-sided derivatives "
+                f"{_g(f['left'])} (left) and {_g(f['right'])} (right): off by "
+                f"{_g(f.get('difference'))}, relative {_g(f.get('relative_error'))}")
+    if "lo" in f:
+        return (f"exact {_g(f['exact'])} outside [{_g(f['lo'])}, {_g(f['hi'])}] by "
+                f"{_g(f.get('difference'))}")
+    if "relative_error" in f:
+        return (f"relative error {_g(f['relative_error'])}, difference "
+                f"{_g(f.get('difference'))}")
+    return ""
+
+
+def _g(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def _short(values: Any) -> str:
+    if not isinstance(values, list):
+        return _g(values)
+    flat: list[Any] = []
+    stack = [values]
+    while stack:  # flatten nested lists, in order
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(reversed(x))
+        else:
+            flat.append(x)
+    shown = ", ".join(_g(v) for v in flat[:SHOWN])
+    return f"[{shown}{', ...' if len(flat) > SHOWN else ''}]"
 
 
 def _plain(v: Any) -> Any:

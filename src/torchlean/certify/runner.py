@@ -8,12 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from numbers import Integral
 from typing import Any
 
+from torchlean.certify.common import declaration
 from torchlean.certify.floats import check_floats
 from torchlean.certify.frameworks import check_frameworks
 from torchlean.certify.intervals import check_intervals
 from torchlean.certify.kinks import check_kinks
 from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
 from torchlean.certify.symbolic import check_symbolic
+from torchlean.spec.core.declaration import LossDeclaration
 
 __all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "run", "validate_points", "validate_seed"]
 
@@ -32,41 +34,43 @@ CHECK_FUNCTIONS: dict[str, Check] = {
 DEFAULT_POINTS = {"symbolic": 3, "kinks": 3, "intervals": 8, "floats": 8, "frameworks": 8}
 
 
-def run(losses: Iterable[str] | None = None, *, points: int | None = None, seed: int = 0,
+def run(losses: Iterable[str | LossDeclaration] | None = None, *, points: int | None = None,
+        seed: int = 0,
         checks: Iterable[str] = CHECKS,
         pairs: Mapping[str, tuple[Callable[..., Any] | None, Callable[..., Any] | None]]
         | None = None, progress: bool = False) -> Report:
-    """Certify the losses ``losses`` (default: every loss of ``torchlean.LOSSES``).
+    """Certify the losses ``losses``, registered names or declarations (default: every loss of
+    ``torchlean.LOSSES``).
 
     ``points`` (a positive integer) replaces every check's default sample count (smaller is
     faster); ``seed`` is a non-negative integer; ``pairs`` maps a loss name to a
     ``(value_fn, deriv_fn)`` pair that replaces its spec functions (None keeps one);
-    ``progress`` shows a rich progress bar. A check that raises is reported as FAIL with the
-    exception. Every argument is checked before any check runs (ParameterError).
+    ``progress`` shows a rich progress bar. A check that raises (a term that raises inside a
+    context, say) is reported as FAIL with the exception, and the others go on. Every argument
+    is checked before any check runs (ParameterError).
     """
     from torchlean.errors import ParameterError
-    from torchlean.registry import LOSSES, get_loss
+    from torchlean.registry import LOSSES
 
     validate_points(points)
     validate_seed(seed)
-    names = list(LOSSES) if losses is None else [get_loss(n).name for n in losses]
+    decls = list(LOSSES.values()) if losses is None else [declaration(x) for x in losses]
     checks = list(checks)
     for c in checks:
         if c not in CHECK_FUNCTIONS:
             raise ParameterError(f"`checks` must name some of {', '.join(CHECKS)}; got {c!r}")
     start = time.perf_counter()
-    reports = [LossReport(n, dict(get_loss(n).params)) for n in names]
-    jobs = [(r, c) for r in reports for c in checks]
+    reports = [(d, LossReport(d.name, dict(d.params))) for d in decls]
+    jobs = [(d, r, c) for d, r in reports for c in checks]
     with _progress(progress, len(jobs)) as advance:
-        for report, check in jobs:
+        for decl, report, check in jobs:
             advance(f"{report.loss}: {check}")
             value_fn, deriv_fn = (pairs or {}).get(report.loss, (None, None))
-            report.checks[check] = _timed(CHECK_FUNCTIONS[check], report.loss, value_fn,
-                                          deriv_fn,
+            report.checks[check] = _timed(CHECK_FUNCTIONS[check], decl, value_fn, deriv_fn,
                                           DEFAULT_POINTS[check] if points is None else points,
                                           seed)
         advance("done")
-    return Report(reports, {"points": points, "seed": seed, "checks": checks},
+    return Report([r for _, r in reports], {"points": points, "seed": seed, "checks": checks},
                   _environment(), time.perf_counter() - start)
 
 
@@ -89,17 +93,38 @@ def validate_seed(seed: object) -> None:
         raise ParameterError(f"`seed` must be a non-negative integer; got {seed!r}")
 
 
-def _timed(fn: Check, name: str, value_fn: Any, deriv_fn: Any, points: int,
+def _timed(fn: Check, decl: LossDeclaration, value_fn: Any, deriv_fn: Any, points: int,
            seed: int) -> CheckResult:
     t0 = time.perf_counter()
     try:
-        result = fn(name, value_fn, deriv_fn, points=points, seed=seed)
+        result = fn(decl, value_fn, deriv_fn, points=points, seed=seed)
     except Exception as exc:  # a crash is a failed check, shown with its cause
+        where = _raised_in(exc)
+        text = f"{type(exc).__name__}: {exc}"
         result = CheckResult(fn.__name__.removeprefix("check_"), "FAIL",
-                             f"error: {type(exc).__name__}: {exc}"[:200],
-                             failures=[{"case": "exception", "error": repr(exc)}], n_failures=1)
+                             f"raised {text}"[:200],
+                             failures=[{"case": f"raised {text}"[:300], "error": repr(exc),
+                                        **({"raised_in": where} if where else {})}],
+                             n_failures=1)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _raised_in(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame outside torchlean, the libraries and
+    the standard library (a user's term, where it raised), or ""."""
+    import sysconfig
+    import traceback
+    from pathlib import Path
+
+    import torchlean
+
+    skip = (str(Path(torchlean.__file__).parent), sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+    for f in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not f.filename.startswith(skip) and not f.filename.startswith("<"):
+            return f"{f.filename}:{f.lineno} in {f.name}"
+    return ""
 
 
 class _progress:

@@ -16,12 +16,14 @@ simplification.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from torchlean.certify.common import Subject, subject, time_boxed
+from torchlean.certify.common import Loss, Subject, subject, time_boxed
 from torchlean.certify.result import CheckResult, Collector, skipped
 
 __all__ = ["check_symbolic"]
@@ -30,6 +32,9 @@ __all__ = ["check_symbolic"]
 SIMPLIFY_SECONDS = 2.0
 #: relative tolerance of the 50-digit comparison (50-digit evaluation of both sides)
 NUMERIC_RTOL = 1e-35
+#: the same where the expressions hold float constants (53 bits: a ratio of two of them is off
+#: by about 1e-16, and a mistake in a formula is off by far more)
+FLOAT_CONSTANT_RTOL = 1e-12
 DIGITS = 50
 
 
@@ -127,11 +132,12 @@ def _num(e: Any, point: dict[Any, Any]) -> Any:
     return e.evalf(DIGITS, subs=point)
 
 
-def check_symbolic(name: str, value_fn: Callable[..., Any] | None = None,
+def check_symbolic(loss: Loss, value_fn: Callable[..., Any] | None = None,
                    deriv_fn: Callable[..., Any] | None = None, *, params: dict[str, Any] | None
                    = None, points: int = 3, seed: int = 0,
                    shapes: tuple[tuple[int, ...], ...] | None = None) -> CheckResult:
-    """Check (a) for the loss ``name`` (or the pair ``value_fn``, ``deriv_fn``).
+    """Check (a) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
+    ``deriv_fn``).
 
     ``points``: points drawn per zone and shape (and as many with zones mixed per element);
     a region sympy cannot decide is tested at up to ``4 * points`` points.
@@ -142,16 +148,23 @@ def check_symbolic(name: str, value_fn: Callable[..., Any] | None = None,
         from torchlean.contexts import exact
     except ImportError as exc:
         return skipped("symbolic", f"needs sympy and torchlean.contexts.exact ({exc})")
-    s = subject(name, value_fn, deriv_fn, params)
+    s = subject(loss, value_fn, deriv_fn, params)
     rng = np.random.default_rng(seed)
     col = Collector()
     proofs: dict[str, int] = {"expand": 0, "cancel": 0, "simplify": 0, "numeric": 0}
     n_regions = n_points = 0
-    shapes = shapes or s.plan.shapes
-    for shape in shapes:
+    runs = [(shape, s, "") for shape in shapes or s.plan.shapes]
+    other = _other_params(s) if shapes is None else None
+    if other is not None:
+        # a mistake in a parameter's role may vanish at its default (delta = 1): once more
+        # with other values
+        runs.append((runs[min(1, len(runs) - 1)][0], replace(s, params=other),
+                     " at " + ", ".join(f"{k}={v:g}" for k, v in other.items())))
+    for shape, s, where in runs:
         P, T = exact.symbols("p", shape), exact.symbols("t", shape)
         value = s.value(P, T, ctx=exact, **s.call_params)
         deriv = np.asarray(s.deriv(P, T, ctx=exact, **s.call_params), dtype=object)
+        rtol = FLOAT_CONSTANT_RTOL if _has_floats(value, deriv) else NUMERIC_RTOL
         regions: dict[tuple[Any, ...], _Region] = {}
         for p, t, zone in s.plan.region_points(rng, shape, s.params, points):
             point = _bind_point(P, T, p, t)
@@ -163,19 +176,41 @@ def check_symbolic(name: str, value_fn: Callable[..., Any] | None = None,
                 continue
             key = tuple(choices)
             if key not in regions:
-                regions[key] = _Region(f"{shape} {zone}", zone, v_r, g_r)
+                regions[key] = _Region(f"{shape} {zone}{where}", zone, v_r, g_r)
             regions[key].points.append(point)
         for key, region in regions.items():
             n_regions += 1
             _certify_region(s, shape, key, region, value, deriv, P, T, rng, points, col,
-                            proofs)
+                            proofs, rtol)
             n_points += len(region.points)
     proven = proofs["expand"] + proofs["cancel"] + proofs["simplify"]
     summary = f"{proven} proven, {proofs['numeric']} numeric; {n_regions} regions"
-    return col.result("symbolic", summary, {"shapes": [list(x) for x in shapes],
+    return col.result("symbolic", summary, {"shapes": [list(x[0]) for x in runs],
+                                           "other_params": other,
                                            "regions": n_regions, "points": n_points,
                                            "proofs": proofs, "sympy": sympy.__version__},
                       examined=sum(proofs.values()), unit="identities")
+
+
+def _has_floats(value: Any, deriv: np.ndarray) -> bool:
+    """Whether sympy holds a float constant (a term that used a parameter as a Python float:
+    ``d / 0.75`` becomes ``1.33333333333333 * d``, correct to 53 bits only)."""
+    import sympy
+
+    return any(isinstance(e, sympy.Basic) and e.has(sympy.Float) for e in (value, *deriv.flat))
+
+
+def _other_params(s: Subject) -> dict[str, Any] | None:
+    """Each nonzero float parameter times 3/4 (exact in binary), when the validators accept
+    them; None for a loss without such parameters."""
+    changed = {k: v * 0.75 for k, v in s.params.items()
+               if isinstance(v, float) and v != 0 and math.isfinite(v)}
+    if not changed:
+        return None
+    try:
+        return s.decl.checked_params({**s.params, **changed})
+    except Exception:  # a validator that refuses them: the defaults alone are checked
+        return None
 
 
 def _region_key(value: Any, deriv: np.ndarray, point: dict[Any, Any]) -> tuple[Any, ...] | None:
@@ -193,7 +228,7 @@ def _region_key(value: Any, deriv: np.ndarray, point: dict[Any, Any]) -> tuple[A
 def _certify_region(s: Subject, shape: tuple[int, ...], key: tuple[Any, ...], region: _Region,
                     value: Any, deriv: np.ndarray, P: np.ndarray, T: np.ndarray,
                     rng: np.random.Generator, points: int, col: Collector,
-                    proofs: dict[str, int]) -> None:
+                    proofs: dict[str, int], rtol: float = NUMERIC_RTOL) -> None:
     import sympy
 
     undecided = []
@@ -221,8 +256,10 @@ def _certify_region(s: Subject, shape: tuple[int, ...], key: tuple[Any, ...], re
         for point in pts:
             a, b = _num(diff, point), _num(region.deriv[i], point)
             scale = max(abs(a), abs(b), sympy.Float(1e-300))
-            if abs(a - b) > NUMERIC_RTOL * scale:
-                col.fail(f"{region.label}: element {i}", point={str(k): float(v) for k, v
-                                                                 in point.items()},
-                         derivative_of_value=float(a), derivative_spec=float(b))
+            if abs(a - b) > rtol * scale:
+                col.fail(f"{region.label}: element {i}, derivative is not d value / d p_{i}",
+                         predicted=[float(point[x]) for x in P.flat],
+                         target=[float(point[x]) for x in T.flat],
+                         derivative_of_value=float(a), derivative_spec=float(b),
+                         difference=float(abs(a - b)), relative_error=float(abs(a - b) / scale))
                 break

@@ -61,6 +61,7 @@ __all__ = [
     "Param",
     "Seam",
     "Zone",
+    "awaiting_derivative",
     "define_loss",
     "register",
     "registered",
@@ -585,6 +586,13 @@ class _Pending:
         if self._decl is None:
             return f"<loss {self.name!r} awaiting its derivative>"
         return f"<loss {self.name!r}>"
+
+
+def awaiting_derivative(namespace: Mapping[str, Any]) -> list[str]:
+    """The names of the losses in ``namespace`` (a module's ``vars()``) declared with
+    ``@define_loss`` but never given their derivative (``@<loss>.deriv``): nothing was
+    registered for them."""
+    return [v.name for v in namespace.values() if isinstance(v, _Pending) and v._decl is None]
 
 
 def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None = None,
