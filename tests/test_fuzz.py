@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_functions import NAMES, SEED_FUNCTIONS, seed_pair
 
 import torchlean
 from torchlean.errors import DomainError, TorchleanError
@@ -41,11 +42,6 @@ SLOW = settings(FAST, max_examples=400)
 # The functions under test
 # --------------------------------------------------------------------------------------------
 
-#: Element-wise losses: the derivative at one element depends on that element only.
-_ELEMENTWISE = {"mse", "mae", "huber", "cross_entropy", "hinge", "poisson", "log_cosh",
-                "binary_cross_entropy", "binary_cross_entropy_tensor"}
-
-
 @dataclass(frozen=True)
 class Target:
     """One public callable and what its result must look like."""
@@ -56,42 +52,47 @@ class Target:
     arity: str
     #: "value" (0-d), "deriv" (shape of the first input) or "both"
     result: str
-    #: the loss family, for the NaN pattern of derivatives and the domain checks
-    family: str
+    #: how far a NaN reaches in the derivative: the declaration's kind ("elementwise",
+    #: "slice", "whole"), or "sum" / "softmax" for the helpers
+    kind: str
     params: tuple[str, ...] = ()
+    #: the declaration of the loss, for its checked target domain
+    loss: str | None = None
+    #: the seed's scalar BCE: Python numbers in give a Python float out
+    scalar: bool = False
 
 
-def _family(fn_name: str) -> str:
-    return fn_name.removesuffix("_spec").removesuffix("_deriv")
+def _loss_of(fn_name: str) -> str:
+    """The registered loss behind a seed function (``<name>[_tensor][_deriv]_spec``)."""
+    return fn_name.removesuffix("_spec").removesuffix("_deriv").removesuffix("_tensor")
 
 
 def _targets() -> list[Target]:
     out: list[Target] = []
-    for name in L.__all__:
-        if not name.endswith("_spec") or name == "to_scalar_spec":
-            continue
+    tensor_forms = {f for n in NAMES if (pair := seed_pair(n)) for f in pair}
+    for name in SEED_FUNCTIONS:
         fn = getattr(L, name)
+        loss = _loss_of(name)
         params = tuple(p for p in inspect.signature(fn).parameters
-                       if p in ("delta", "epsilon", "check_domain"))
+                       if p in (*torchlean.LOSSES[loss].parameters, "check_domain"))
         out.append(Target(name, fn, "pair", "deriv" if "_deriv_" in name else "value",
-                          _family(name), params))
+                          torchlean.LOSSES[loss].kind, params, loss,
+                          scalar=fn not in tensor_forms))
     out.append(Target("to_scalar_spec", L.to_scalar_spec, "single", "value", "sum"))
     out.append(Target("softmax_spec", A.softmax_spec, "single", "deriv", "softmax"))
     out.append(Target("log_softmax_spec", A.log_softmax_spec, "single", "deriv", "softmax"))
-    for name, entry in torchlean.LOSSES.items():
+    for name in NAMES:
+        entry = torchlean.LOSSES[name]
         params = (*entry.params, *(("check_domain",) if entry.has_domain_check else ()))
-        family = "binary_cross_entropy_tensor" if name == "binary_cross_entropy" else name
         out.append(Target(f"value_and_deriv[{name}]",
                           lambda p, t, /, _n=name, **kw: torchlean.value_and_deriv(_n, p, t, **kw),
-                          "pair", "both", family, params))
+                          "pair", "both", entry.kind, params, name))
     for lt in L.LossType:
-        fam = lt.value
-        prm = {"huber": ("delta",), "cross_entropy": ("epsilon",),
-               "cosine_similarity": ("epsilon",)}.get(fam, ())
+        prm = tuple(L.Loss(lt).params)
         for method in ("value", "deriv", "value_and_deriv"):
-            out.append(Target(f"Loss.{fam}.{method}", _loss_method(lt, method), "pair",
-                              {"value": "value", "deriv": "deriv"}.get(method, "both"), fam,
-                              prm))
+            out.append(Target(f"Loss.{lt.value}.{method}", _loss_method(lt, method), "pair",
+                              {"value": "value", "deriv": "deriv"}.get(method, "both"),
+                              torchlean.LOSSES[lt.value].kind, prm, lt.value))
     return out
 
 
@@ -106,6 +107,8 @@ def _loss_method(lt: L.LossType, method: str) -> Callable[..., Any]:
 
 TARGETS = _targets()
 PUBLIC_SPECS = [n for n in L.__all__ if n.endswith("_spec")]
+# the seed functions' rule (tests/spec_functions.py) finds them all
+assert len(SEED_FUNCTIONS) == 22 and all(_loss_of(n) in torchlean.LOSSES for n in SEED_FUNCTIONS)
 
 
 def test_every_public_function_is_fuzzed() -> None:
@@ -217,12 +220,18 @@ _param_values = {
 }
 
 
+#: any other parameter: numbers around the usual scales, the edges, and non-numbers (its
+#: validator decides; a call either refuses with a ParameterError or honours the contract)
+_any_param = st.sampled_from([1.0, 0.5, 2.0, 0.0, -1.0, 1e300, 5e-324, math.nan, math.inf, "1",
+                              None, True])
+
+
 @st.composite
 def params(draw: st.DrawFn, names: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         if draw(st.integers(0, 2)):
-            out[name] = draw(_param_values[name])
+            out[name] = draw(_param_values.get(name, _any_param))
     return out
 
 
@@ -283,7 +292,7 @@ def _check_result(target: Target, out: Any, args: tuple[Any, ...], kw: dict[str,
     # Results follow `predicted`; a list or Python number takes the library of the other input.
     lib = _library(p if _is_array(p) or not _is_array(t) else t)
     dtype = _dtype(p) if _is_array(p) else None
-    if target.arity == "pair" and target.family == "binary_cross_entropy" and all(
+    if target.arity == "pair" and target.scalar and all(
         isinstance(v, int | float) for v in (p, t)
     ):
         assert type(out) is float, type(out)
@@ -315,10 +324,9 @@ def _check_nan(target: Target, kind: str, r: np.ndarray, pa: np.ndarray,
     if kind == "value":
         assert np.isnan(r), f"NaN input gave the value {r!r}"
         return
-    fam = target.family
-    if fam in _ELEMENTWISE:
+    if target.kind == "elementwise":
         reach = nan_in
-    elif fam in ("cross_entropy_logits", "softmax"):
+    elif target.kind in ("slice", "softmax"):
         reach = np.broadcast_to(nan_in.any(axis=-1, keepdims=True), nan_in.shape)
     else:  # cosine similarity: the norms and the dot product mix every element
         reach = np.ones_like(nan_in)
@@ -337,22 +345,24 @@ def _in_domain(target: Target, pa: np.ndarray, ta: np.ndarray, p: Any,
         # derivatives reach |t| / epsilon (cosine below the clamp, cross-entropy at p = eps):
         # beyond float32's range, where inf is the correct rounding
         return False
-    if target.family in ("binary_cross_entropy", "binary_cross_entropy_tensor"):
-        return bool(np.all((ta >= 0) & (ta <= 1)))
-    if target.family == "poisson":
-        return bool(np.all(ta >= 0))
-    return True
+    return not _outside_domain(target, ta)
+
+
+def _outside_domain(target: Target, ta: np.ndarray) -> bool:
+    """Whether a target element lies outside the loss's checked domain (NaN lies inside)."""
+    if target.loss is None:
+        return False
+    dom = torchlean.LOSSES[target.loss].domain
+    with np.errstate(all="ignore"):
+        low = ta < dom.target_lo if dom.target_lo is not None else np.zeros(ta.shape, bool)
+        high = ta > dom.target_hi if dom.target_hi is not None else np.zeros(ta.shape, bool)
+    return bool(np.any(low | high))
 
 
 def _violates_domain(target: Target, ta: np.ndarray | None, kw: dict[str, Any]) -> bool:
     if ta is None or not kw.get("check_domain", True):
         return False
-    with np.errstate(all="ignore"):
-        if target.family in ("binary_cross_entropy", "binary_cross_entropy_tensor"):
-            return bool(np.any((ta < 0) | (ta > 1)))
-        if target.family == "poisson":
-            return bool(np.any(ta < 0))
-    return False
+    return _outside_domain(target, ta)
 
 
 def _call(target: Target, p: Any, t: Any, kw: dict[str, Any]) -> None:
@@ -424,7 +434,7 @@ def test_registry_names_and_params(name: Any, kw: dict[str, Any]) -> None:
 
 @FAST
 @given(loss_type=st.one_of(st.sampled_from(list(L.LossType)),
-                           st.sampled_from(["mse", None, 3, L.LossType])),
+                           st.sampled_from(["mse", "pseudo_huber", "nope", None, 3, L.LossType])),
        delta=st.sampled_from([1.0, 0.0, -1.0, math.nan, math.inf, "1", None]),
        epsilon=st.sampled_from([1e-6, 0.0, 0.5, 0.3, math.nan, None, True]))
 def test_loss_configuration(loss_type: Any, delta: Any, epsilon: Any) -> None:
@@ -435,8 +445,9 @@ def test_loss_configuration(loss_type: Any, delta: Any, epsilon: Any) -> None:
         except TorchleanError as exc:
             assert "`" in str(exc)
             return
-    assert isinstance(cfg.loss_type, L.LossType)
-    assert delta >= 0 and 0 < epsilon < 0.5
+    # a LossType, or the name of a registered loss, whose parameters pass its validators
+    assert isinstance(cfg.loss_type, L.LossType) or cfg.loss_type in torchlean.LOSSES
+    cfg.declaration.checked_params(cfg.params)
 
 
 # --------------------------------------------------------------------------------------------
