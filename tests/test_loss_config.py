@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any
 
 import numpy as np
 import pytest
 from loss_inputs import smooth_case
-from spec_functions import NAMES, SPECS
+from spec_functions import NAMES, SEED_FUNCTIONS, SPECS, seed_pair
 
 import torchlean
 from torchlean.contexts import arrays
@@ -122,25 +123,40 @@ def test_cross_entropy_family_is_on_probabilities() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_registry_rows_are_the_spec_functions() -> None:
-    assert tuple(torchlean.LOSSES) == NAMES
+def test_registry_rows_are_the_seed_functions() -> None:
+    # the package's losses come first, in declaration order
+    assert tuple(torchlean.LOSSES)[:len(NAMES)] == NAMES
+    reached = set()
     for name in NAMES:
         entry = torchlean.LOSSES[name]
-        value_fn, deriv_fn, reduction = SPECS[name]
-        assert entry.name == name
-        assert entry.value is value_fn and entry.deriv is deriv_fn
-        assert entry.reduction == reduction
-        assert entry.has_domain_check == (name in ("poisson", "binary_cross_entropy"))
-        assert entry.torch_equivalent
+        assert entry.name == name and entry.origin == "torchlean"
         assert torchlean.get_loss(name) is entry
+        assert entry.has_domain_check == entry.domain.checked
+        assert entry.torch_equivalent == entry.torch_text
+        assert (entry.torch_reference is None) == (not entry.torch_text)
+        pair = seed_pair(name)
+        if pair is None:
+            continue
+        reached |= {f.__name__ for f in pair}
+        # the seed functions delegate to the declaration: the same numbers
+        p, t, params = smooth_case(name, (3, 4), seed=4)
+        assert pair[0](p, t, **params) == entry.value(p, t, **params)
+        np.testing.assert_array_equal(pair[1](p, t, **params), entry.deriv(p, t, **params))
+    # the rule reaches every tensor function of the seed; the rest is the scalar BCE
+    assert set(SEED_FUNCTIONS) - reached == {"binary_cross_entropy_spec",
+                                             "binary_cross_entropy_deriv_spec"}
 
 
 def test_registry_parameters_and_defaults() -> None:
-    expected = {"huber": {"delta": 1.0}, "cross_entropy": {"epsilon": EPSILON},
-                "cosine_similarity": {"epsilon": EPSILON},
-                "binary_cross_entropy": {"epsilon": EPSILON}}
     for name in NAMES:
-        assert dict(torchlean.LOSSES[name].params) == expected.get(name, {})
+        entry = torchlean.LOSSES[name]
+        assert dict(entry.params) == {k: p.default for k, p in entry.parameters.items()}
+        # every default passes its own validator unchanged
+        assert entry.checked_params({}) == dict(entry.params)
+        # and is the default of the seed functions' keyword of the same name
+        for fn in seed_pair(name) or ():
+            sig = inspect.signature(fn).parameters
+            assert {k: sig[k].default for k in entry.params} == dict(entry.params)
 
 
 def test_registry_is_read_only() -> None:
@@ -155,8 +171,8 @@ def test_value_and_deriv_by_name(name: str) -> None:
     p, t, params = smooth_case(name, (3, 4), seed=12)
     value_fn, deriv_fn, _ = SPECS[name]
     entry = torchlean.LOSSES[name]
-    assert entry.call_value(p, t, **params) == value_fn(p, t, **params)
-    np.testing.assert_array_equal(entry.call_deriv(p, t, **params), deriv_fn(p, t, **params))
+    assert entry.value(p, t, **params) == value_fn(p, t, **params)
+    np.testing.assert_array_equal(entry.deriv(p, t, **params), deriv_fn(p, t, **params))
     v, g = torchlean.value_and_deriv(name, p, t, **params)
     np.testing.assert_allclose(v, value_fn(p, t, **params), rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(g, deriv_fn(p, t, **params), rtol=1e-14, atol=1e-16)
@@ -174,3 +190,69 @@ def test_public_names_of_the_loss_module() -> None:
                     "EPSILON", "LossType", "Loss"):
         assert fn_name in L.__all__
         assert hasattr(L, fn_name)
+
+
+# --------------------------------------------------------------------------------------------
+# Loss configures every registered loss
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_of_every_registered_loss(name: str) -> None:
+    entry = torchlean.LOSSES[name]
+    cfg = Loss.of(name)
+    assert cfg.name == name and cfg.declaration is entry
+    assert cfg.params == dict(entry.params)
+    p, t, _ = smooth_case(name, (3, 4), seed=13)
+    assert cfg.value(p, t) == entry.value(p, t)
+    np.testing.assert_array_equal(cfg.deriv(p, t), entry.deriv(p, t))
+    v, g = cfg.value_and_deriv(p, t)
+    np.testing.assert_allclose(v, entry.value(p, t), rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(g, entry.deriv(p, t), rtol=1e-14, atol=1e-16)
+    # the string form of a seed family configures the same loss as its LossType
+    if name in FAMILIES:
+        assert Loss.of(name).params == Loss(LossType(name)).params
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if torchlean.LOSSES[n].parameters])
+def test_loss_of_passes_each_parameter(name: str) -> None:
+    entry = torchlean.LOSSES[name]
+    # each parameter at a third of its default (checked by its own validator)
+    params = entry.checked_params({k: v / 3 for k, v in entry.params.items()})
+    cfg = Loss.of(name, **params)
+    assert cfg.params == params
+    p, t, _ = smooth_case(name, (2, 3), seed=14)
+    assert cfg.value(p, t) == entry.value(p, t, **params)
+    np.testing.assert_array_equal(cfg.deriv(p, t), entry.deriv(p, t, **params))
+
+
+def test_pseudo_huber_through_options_and_of() -> None:
+    # hand: delta = 2, d = (2, -4, 0): 4 (sqrt 2 - 1 + sqrt 5 - 1) / 3
+    p, t = np.array([3.0, -3.0, 1.0]), np.array([1.0, 1.0, 1.0])
+    want = 4 * (np.sqrt(2.0) + np.sqrt(5.0) - 2) / 3
+    by_options = Loss("pseudo_huber", options=(("delta", 2.0),))
+    by_keywords = Loss.of("pseudo_huber", delta=2.0)
+    assert by_options.params == by_keywords.params == {"delta": 2.0}
+    for cfg in (by_options, by_keywords):
+        np.testing.assert_allclose(cfg.value(p, t), want, rtol=4e-16)
+    assert Loss.of("pseudo_huber").params == {"delta": 1.0}
+
+
+def test_loss_of_refuses_bad_names_and_parameters() -> None:
+    with pytest.raises(torchlean.ParameterError, match=r"`loss_type`.*'nope'"):
+        Loss.of("nope")
+    with pytest.raises(torchlean.ParameterError, match=r"`beta`.*pseudo_huber"):
+        Loss.of("pseudo_huber", beta=1.0)
+    with pytest.raises(torchlean.ParameterError, match="`delta`"):
+        Loss.of("pseudo_huber", delta=-1.0)
+    with pytest.raises(torchlean.ParameterError, match="`delta`"):
+        Loss("pseudo_huber", options=(("delta", float("nan")),))
+    with pytest.raises(torchlean.ParameterError, match="`options`"):
+        Loss(LossType.MSE, options=(("delta", 2.0),))
+
+
+def test_loss_type_keeps_the_seeds_eight_members() -> None:
+    # registered losses beyond the seed's families are configured by name, not by LossType
+    assert len(LossType) == 8
+    assert {m.value for m in LossType} < set(NAMES)
+    assert Loss("pseudo_huber").loss_type == "pseudo_huber"
