@@ -332,24 +332,23 @@ def path(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("epsilon", [0.5, 2.0, 1e3])
-def test_cosine_epsilon_is_a_norm_floor_not_a_probability(epsilon: float) -> None:
+def test_cosine_epsilon_is_a_norm_floor_not_a_probability(epsilon: float, path: str) -> None:
     # any finite epsilon > 0 (PyTorch's own example uses 0.5): origin, PyTorch's value and
     # gradient where both norms exceed eps, and the clamped derivative below
-    with disabled():
-        big = torch.tensor([3.0 * epsilon, -4.0 * epsilon], dtype=F64)
-        t = torch.tensor([2.0, 1.0], dtype=F64) * epsilon
-        p1, p2 = big.clone().requires_grad_(True), big.clone().requires_grad_(True)
-        v1 = tlt.CosineSimilarityLoss(epsilon=epsilon)(p1, t)
-        v2 = 1 - F.cosine_similarity(p2, t, dim=0, eps=epsilon)
-        v1.backward()
-        v2.backward()
-        torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
-        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-14, atol=0)
-        # ||p|| < eps: -t / (eps * max(||t||, eps)) (hand derivation)
-        small = (big / 10).requires_grad_(True)
-        tlt.criterion("cosine_similarity", epsilon=epsilon)(small, t).backward()
-        torch.testing.assert_close(small.grad, -t / (epsilon * max(t.norm().item(), epsilon)),
-                                   rtol=1e-14, atol=0)
+    big = torch.tensor([3.0 * epsilon, -4.0 * epsilon], dtype=F64)
+    t = torch.tensor([2.0, 1.0], dtype=F64) * epsilon
+    p1, p2 = big.clone().requires_grad_(True), big.clone().requires_grad_(True)
+    v1 = tlt.CosineSimilarityLoss(epsilon=epsilon)(p1, t)
+    v2 = 1 - F.cosine_similarity(p2, t, dim=0, eps=epsilon)
+    v1.backward()
+    v2.backward()
+    torch.testing.assert_close(v1, v2, rtol=1e-14, atol=0)
+    torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-14, atol=0)
+    # ||p|| < eps: -t / (eps * max(||t||, eps)) (hand derivation)
+    small = (big / 10).requires_grad_(True)
+    tlt.criterion("cosine_similarity", epsilon=epsilon)(small, t).backward()
+    torch.testing.assert_close(small.grad, -t / (epsilon * max(t.norm().item(), epsilon)),
+                               rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize("epsilon", [0.0, -0.5, math.inf, math.nan])
