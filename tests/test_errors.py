@@ -45,7 +45,7 @@ def check_raises(exc: type[TorchleanError], call: Callable[[], Any], *fragments:
 
 
 def _first_name(name: str) -> str:
-    return "`logits`" if name == "cross_entropy_logits" else "`predicted`"
+    return f"`{torchlean.LOSSES[name].arg_names[0]}`"
 
 
 def _valid(shape: tuple[int, ...]) -> np.ndarray:
@@ -170,10 +170,10 @@ def test_exact_parameters_that_round_harmlessly() -> None:
 
 BAD_EPSILONS = [0.0, -1e-6, 0.5, 0.7, 1.0, math.nan, math.inf, "1e-6", None, True, 1e-6 + 0j]
 
-#: every spec function taking `epsilon`, with valid data for it
+#: every spec function taking a probability clamp `epsilon`, with valid data for it
 _EPS_CALLS = [
     *((fn, (np.full(2, 0.5), np.ones(2)))
-      for name in ("cross_entropy", "cosine_similarity", "binary_cross_entropy")
+      for name in ("cross_entropy", "binary_cross_entropy")
       for fn in SPECS[name][:2]),
     (L.binary_cross_entropy_spec, (0.5, 1.0)),
     (L.binary_cross_entropy_deriv_spec, (0.5, 1.0)),
@@ -188,10 +188,30 @@ def test_bad_epsilon(fn: Any, args: tuple[Any, Any], epsilon: Any) -> None:
                  repr(epsilon))
 
 
+#: cosine similarity's epsilon is a norm floor: any finite number > 0
+BAD_NORM_FLOORS = [0.0, -1e-6, math.nan, math.inf, "1e-6", None, True, 1e-6 + 0j]
+
+
+@pytest.mark.parametrize("epsilon", BAD_NORM_FLOORS, ids=repr)
+@pytest.mark.parametrize("fn", [L.cosine_similarity_spec, L.cosine_similarity_deriv_spec],
+                         ids=lambda f: f.__name__)
+def test_bad_norm_floor(fn: Any, epsilon: Any) -> None:
+    check_raises(ParameterError, lambda: fn(np.full(2, 0.5), np.ones(2), epsilon=epsilon),
+                 "`epsilon`", "> 0", repr(epsilon))
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 0.7, 2.0, 1e100])
+def test_any_positive_norm_floor(epsilon: float) -> None:
+    # hand: ||p|| = ||t|| = 0.1 sqrt 2 lies below every floor here, so the loss is
+    # 1 - (p . t) / eps**2 = 1 - 0.02 / eps**2
+    p = t = np.full(2, 0.1)
+    assert math.isclose(float(L.cosine_similarity_spec(p, t, epsilon=epsilon)),
+                        1 - 0.02 / epsilon**2, rel_tol=1e-15)
+
+
 @pytest.mark.parametrize("epsilon", [0.0, 0.5, math.nan, "x"], ids=repr)
 @pytest.mark.parametrize("make", [
     pytest.param(L.Loss.cross_entropy, id="Loss.cross_entropy"),
-    pytest.param(L.Loss.cosine_similarity, id="Loss.cosine_similarity"),
     pytest.param(lambda e: L.Loss(L.LossType.MSE, epsilon=e), id="Loss-mse"),
     pytest.param(lambda e: torchlean.value_and_deriv("cross_entropy", np.full(2, 0.5),
                                                      np.ones(2), epsilon=e),
@@ -201,8 +221,16 @@ def test_bad_epsilon_in_a_loss_configuration(make: Any, epsilon: Any) -> None:
     check_raises(ParameterError, lambda: make(epsilon), "`epsilon`", repr(epsilon))
 
 
-def test_loss_type_must_be_a_loss_type() -> None:
-    check_raises(ParameterError, lambda: L.Loss("mse"), "`loss_type`", "LossType", "str")
+@pytest.mark.parametrize(("bad", "came"), [("msee", "'msee'"), ("", "''"), (3, "int"),
+                                           (None, "NoneType"), (L.LossType, "EnumType")],
+                         ids=["unknown-name", "empty", "int", "None", "the-enum-class"])
+def test_loss_type_must_be_a_loss_type_or_a_registered_name(bad: Any, came: str) -> None:
+    check_raises(ParameterError, lambda: L.Loss(bad), "`loss_type`", "LossType",
+                 "registered loss", came)
+
+
+def test_loss_type_may_name_a_registered_loss() -> None:
+    assert L.Loss("mse").name == "mse" and L.Loss("pseudo_huber").name == "pseudo_huber"
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,7 +418,7 @@ def test_domain_errors_on_dask_are_raised_when_computed() -> None:
     assert np.isfinite(L.poisson_spec(p, counts, check_domain=False).compute())
 
 
-@pytest.mark.parametrize("name", ["binary_cross_entropy", "poisson"])
+@pytest.mark.parametrize("name", [n for n in NAMES if torchlean.LOSSES[n].has_domain_check])
 def test_nan_target_passes_the_domain_check(name: str) -> None:
     # NaN is not outside the domain; it propagates instead
     v = SPECS[name][0](np.full(2, 0.5), np.array([np.nan, 1.0]))
@@ -419,3 +447,106 @@ def test_unknown_parameter(name: str, param: str) -> None:
     p, t = np.full(2, 0.5), np.ones(2)
     check_raises(ParameterError, lambda: torchlean.value_and_deriv(name, p, t, **{param: 1.0}),
                  f"`{param}`", name, "expected one of", "ctx")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_parameter_the_declaration_lacks(name: str) -> None:
+    decl = torchlean.LOSSES[name]
+    param = "not_a_parameter" if decl.has_domain_check else "check_domain"
+    p, t = np.full(2, 0.5), np.ones(2)
+    check_raises(ParameterError, lambda: torchlean.value_and_deriv(name, p, t, **{param: 1.0}),
+                 f"`{param}`", name, "expected one of", "ctx")
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed declarations are refused when declared
+# --------------------------------------------------------------------------------------------
+
+
+def _value_term(c: Any, p: Any, t: Any) -> Any:
+    d = p - t
+    return d * d
+
+
+def _deriv_term(c: Any, p: Any, t: Any) -> Any:
+    return 2 * (p - t)
+
+
+def test_a_loss_without_a_derivative_is_not_registered() -> None:
+    pending = torchlean.define_loss("errors_test_no_derivative")(_value_term)
+    assert "errors_test_no_derivative" not in torchlean.LOSSES
+    p, t = np.ones(2), np.zeros(2)
+    check_raises(ParameterError, lambda: pending.value(p, t), "errors_test_no_derivative",
+                 "no derivative", "@errors_test_no_derivative.deriv")
+    check_raises(ParameterError, lambda: pending(p, t), "errors_test_no_derivative",
+                 "no derivative")
+    check_raises(ParameterError,
+                 lambda: torchlean.value_and_deriv("errors_test_no_derivative", p, t), "`name`")
+
+
+def test_a_declaration_without_a_derivative_term() -> None:
+    check_raises(ParameterError,
+                 lambda: torchlean.LossDeclaration("errors_test_none", _value_term, None),
+                 "errors_test_none", "no derivative")
+
+
+def test_a_derivative_given_twice() -> None:
+    pending = torchlean.define_loss("errors_test_twice")(_value_term)
+    pending.deriv(_deriv_term)
+    check_raises(ParameterError, lambda: pending.deriv(_deriv_term), "errors_test_twice",
+                 "already has a derivative")
+
+
+DECLARATIONS = [
+    pytest.param({"reduction": "median"}, ("`reduction`", "mean", "'median'"),
+                 id="unknown-reduction"),
+    pytest.param({"reduction": "none"}, ("`reduction`", "elementwise", "'none'"),
+                 id="no-reduction-of-elements"),
+    pytest.param({"kind": "whole", "reduction": "mean"}, ("`reduction`", "whole", "'mean'"),
+                 id="reduced-whole-loss"),
+    pytest.param({"kind": "rowwise"}, ("`kind`", "elementwise", "slice", "whole", "'rowwise'"),
+                 id="unknown-kind"),
+    pytest.param({"params": {"delta": "1.0"}}, ("`delta`", "validator", "'1.0'"),
+                 id="parameter-without-validator"),
+    pytest.param({"params": {"flag": True}}, ("`flag`", "validator", "True"),
+                 id="bool-default-without-validator"),
+    pytest.param({"params": {"ctx": 1.0}}, ("`ctx`", "reserved"), id="reserved-ctx"),
+    pytest.param({"params": {"check_domain": 1.0}}, ("`check_domain`", "reserved"),
+                 id="reserved-check_domain"),
+    pytest.param({"seams": [torchlean.Seam("logit", lambda k, prm: k.const(0), "z = 0")]},
+                 ("seam", "residual", "'logit'"), id="seam-on-an-unknown-coordinate"),
+]
+
+
+@pytest.mark.parametrize(("keywords", "fragments"), DECLARATIONS)
+def test_malformed_declaration(keywords: dict[str, Any], fragments: tuple[str, ...]) -> None:
+    name = "errors_test_malformed"
+
+    def declare() -> Any:
+        return torchlean.define_loss(name, **keywords)(_value_term).deriv(_deriv_term)
+
+    check_raises(ParameterError, declare, *fragments)
+    assert name not in torchlean.LOSSES
+
+
+def test_a_parameter_whose_validator_is_not_callable() -> None:
+    bad = torchlean.Param("delta", 1.0, None)  # type: ignore[arg-type]
+    check_raises(ParameterError,
+                 lambda: torchlean.define_loss("errors_test_param", params=[bad])(_value_term)
+                 .deriv(_deriv_term), "`delta`", "validator")
+
+
+@pytest.mark.parametrize("name", ["my loss", "", "2x"], ids=repr)
+def test_a_name_that_is_not_an_identifier(name: str) -> None:
+    check_raises(ParameterError,
+                 lambda: torchlean.define_loss(name)(_value_term).deriv(_deriv_term), "`name`",
+                 repr(name))
+
+
+@pytest.mark.parametrize("name", ["mse", "pseudo_huber"])
+def test_a_name_taken_by_a_package_loss(name: str) -> None:
+    package = torchlean.LOSSES[name]
+    for declare in (lambda: torchlean.define_loss(name)(_value_term).deriv(_deriv_term),
+                    lambda: torchlean.define_loss(name, deriv=_deriv_term)(_value_term)):
+        check_raises(ParameterError, declare, "`name`", repr(name), "package")
+    assert torchlean.LOSSES[name] is package
