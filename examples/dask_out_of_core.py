@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     gib = 2 * n * predicted.dtype.itemsize / 2**30
     print(f"loss={args.loss}  inputs: 2 x {n:.3g} float64 = {gib:.1f} GiB in "
           f"{predicted.numblocks[0]} chunks of {chunk_rows * COLUMNS:.3g} elements")
-    if torchlean.LOSSES[args.loss].reduction == "whole":
+    if torchlean.LOSSES[args.loss].kind == "whole":
         print("note: a loss of the whole tensor reads every chunk twice; Dask keeps the chunks "
               "between the two passes (see the module docstring)")
 

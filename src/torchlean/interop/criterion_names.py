@@ -23,17 +23,10 @@ __all__ = ["FIXED_NAMES", "criterion_class_name", "criterion_names", "package_lo
 #: the names of :mod:`torchlean.interop.torch` that are not generated from a declaration
 FIXED_NAMES = ("SpecLoss", "criterion", "spec_loss")
 
-# The names the rule cannot say, for declarations that do not yet carry ``criterion_name``:
-# ``cross_entropy`` takes probabilities, so ``CrossEntropyLoss`` (the name of torch.nn's
-# criterion on logits and class indices) would be a trap; ``BCELoss`` is the name torch.nn uses.
-_GIVEN = {"cross_entropy": "ProbabilityCrossEntropyLoss", "binary_cross_entropy": "BCELoss"}
-
-
 def criterion_class_name(declaration: Any) -> str:
     """The class name of ``declaration``'s criterion (see the module docstring)."""
-    given = getattr(declaration, "criterion_name", "") or _GIVEN.get(declaration.name, "")
-    if given:
-        return str(given)
+    if declaration.criterion_name:
+        return str(declaration.criterion_name)
     words = declaration.name.split("_")
     if len(words) == 1 and len(words[0]) <= 3:
         return words[0].upper() + "Loss"

@@ -86,10 +86,10 @@ Sampler = Callable[[np.random.Generator, Shape, Mapping[str, Any]], tuple[np.nda
 
 def real_number(name: str) -> Callable[[Any], float]:
     """A validator: any finite real number (its float64 rounding is what the loss sees)."""
-    from torchlean.spec.core.tensor import _is_real_number
+    from torchlean.spec.core.tensor import is_real_number
 
     def check(value: Any) -> float:
-        if not _is_real_number(value) or value != value:
+        if not is_real_number(value) or value != value:
             raise ParameterError(f"`{name}` must be a finite real number; got {value!r}")
         try:
             out = float(value)
@@ -221,6 +221,9 @@ class LossDeclaration:
     torch_text: str = ""
     #: by zone name, where the PyTorch reference agrees (value and gradient); default: all
     torch_region: Callable[[str], bool] | None = None
+    #: the class name of its PyTorch criterion, where the naming rule of
+    #: torchlean.interop.torch cannot derive it from ``name``
+    criterion_name: str = ""
     #: an optional fused-kernel term (see torchlean.kernels)
     kernel: Any = None
     #: the names of the two inputs in messages
@@ -600,7 +603,7 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
                 seams: Iterable[Seam] = (), domain: Domain | None = None,
                 zones: Iterable[Zone] = (), torch_reference: Callable[..., Any] | None = None,
                 torch_text: str = "", torch_region: Callable[[str], bool] | None = None,
-                kernel: Any = None,
+                criterion_name: str = "", kernel: Any = None,
                 arg_names: tuple[str, str] = ("predicted", "target"), formula: str = "",
                 derivative_text: str = "", kink_text: str = "",
                 deriv: Term | None = None) -> Callable[[Term], Any]:
@@ -629,7 +632,7 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
             "name": name, "value_term": fn, "kind": kind, "reduction": reduction,
             "parameters": MappingProxyType(prm), "seams": seams_t, "domain": domain or Domain(),
             "zones": tuple(zones), "torch_reference": torch_reference, "torch_text": torch_text,
-            "torch_region": torch_region,
+            "torch_region": torch_region, "criterion_name": criterion_name,
             "kernel": kernel, "arg_names": arg_names, "formula": formula,
             "derivative_text": derivative_text, "kink_text": decl_seams_text,
             "doc": inspect.getdoc(fn) or "",

@@ -52,7 +52,8 @@ def to_scalar_spec(x: Any, /, *, ctx: Context | Any = None) -> Any:
         return c.finish_value(c.sum(t))
 
 
-def _is_real_number(v: Any) -> bool:
+def is_real_number(v: Any) -> bool:
+    """A real number of Python or NumPy (``bool`` excluded)."""
     # numbers.Real admits NumPy scalars (np.float32(1.0)); bool is refused on purpose.
     return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
 
@@ -79,7 +80,7 @@ def check_delta(delta: Any) -> float:
     an exact ``delta`` too large for a float is refused, never rounded to inf.
     """
     expected = "a finite number >= 0"
-    if not _is_real_number(delta) or delta != delta or delta < 0:
+    if not is_real_number(delta) or delta != delta or delta < 0:
         raise ParameterError(f"`delta` must be {expected}; got {_SHORT.repr(delta)}")
     value = _as_float(delta, "delta", expected)
     if not math.isfinite(value):
@@ -95,7 +96,7 @@ def check_epsilon(epsilon: Any) -> float:
     ``Fraction(1, 2) - Fraction(1, 10**30)``) is refused rather than silently changed.
     """
     expected = "a number in (0, 0.5)"
-    if not _is_real_number(epsilon) or not (0 < epsilon < 0.5):
+    if not is_real_number(epsilon) or not (0 < epsilon < 0.5):
         raise ParameterError(f"`epsilon` must be {expected}; got {_SHORT.repr(epsilon)}")
     value = _as_float(epsilon, "epsilon", expected)
     if not 0 < value < 0.5:

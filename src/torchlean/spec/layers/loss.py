@@ -1,10 +1,13 @@
 """Loss functions and their derivatives: THE one definition (TorchLean's ``NN.Spec.Layers.Loss``).
 
-Every loss and every derivative below is written once against the
-:class:`~torchlean.spec.core.context.Context`; the context decides what numbers, branches and sums
-mean (floats of any Array API library, sympy expressions, rationals, 50-digit mpmath, arb
-intervals, binary32). Nothing else in the package restates these formulas, except fast kernels
-that the test suite holds equal to them.
+Every loss is declared once below with :func:`~torchlean.spec.core.declaration.define_loss`,
+the API users declare their own losses with: its value and derivative terms written against the
+:class:`~torchlean.spec.core.context.Context` (the context decides what numbers, branches and
+sums mean: floats of any Array API library, sympy expressions, rationals, 50-digit mpmath, arb
+intervals, binary32), its parameters and their validators, its kinks and clamp bounds, its
+domain and its PyTorch reference. The seed's functions (``mse_spec``, ``mse_deriv_spec``, ...)
+delegate to the declarations. Nothing else in the package restates these formulas, except fast
+kernels that the test suite holds equal to them.
 
 Conventions shared by all functions:
 
@@ -20,24 +23,49 @@ Conventions shared by all functions:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from torchlean.errors import ShapeError, fmt_shape
+import numpy as np
+
+from torchlean.errors import ParameterError, ShapeError, fmt_shape
 from torchlean.spec.core.context import Context, resolve_context
+from torchlean.spec.core.declaration import (
+    REGISTRY,
+    Domain,
+    LossDeclaration,
+    Param,
+    Seam,
+    Zone,
+    define_loss,
+)
 from torchlean.spec.core.tensor import (
     check_delta,
     check_epsilon,
     check_same_shape,
+    is_real_number,
     mean_denominator,
     mean_over,
     to_scalar_spec,
 )
-from torchlean.spec.layers.activation import _require_axis, shifted
+from torchlean.spec.layers.activation import shifted
 
 __all__ = [
+    "BINARY_CROSS_ENTROPY",
+    "COSINE_SIMILARITY",
+    "CROSS_ENTROPY",
+    "CROSS_ENTROPY_LOGITS",
     "EPSILON",
+    "HINGE",
+    "HUBER",
+    "LOG_COSH",
+    "MAE",
+    "MSE",
+    "POISSON",
+    "PSEUDO_HUBER",
     "Loss",
     "LossType",
     "binary_cross_entropy_deriv_spec",
@@ -69,13 +97,36 @@ __all__ = [
 #: TorchLean's ``Numbers.epsilon``. Exact semantics read it as the decimal 1/10**6.
 EPSILON = 1e-6
 
-_PT = ("predicted", "target")
+_DELTA = Param("delta", 1.0, check_delta, "threshold between the quadratic and linear parts")
+_EPS = Param("epsilon", EPSILON, check_epsilon,
+             "probability clamp: p is read as clamp(p, eps, 1 - eps)")
 
 
-def _begin(ctx: Any, predicted: Any, target: Any,
-           names: tuple[str, str] = _PT) -> tuple[Context, Any, Any, tuple[int, ...]]:
-    c, p, t = resolve_context(ctx, predicted, target, names)
-    return c, p, t, check_same_shape(c, p, t, names)
+def _check_norm_floor(epsilon: Any) -> float:
+    """Cosine similarity's ``epsilon``, the floor of both norms (not a probability): any finite
+    real number > 0, PyTorch's own examples use 0.5. The number given is checked, and so is its
+    float64 rounding, which every semantics uses: one that rounds to 0 or beyond the float64
+    range is refused rather than silently changed."""
+    expected = "a finite number > 0 (the floor of both norms)"
+    text = repr(epsilon)
+    if len(text) > 60:  # a huge exact number, abridged
+        text = f"{text[:28]}...{text[-28:]}"
+    if not is_real_number(epsilon) or not epsilon > 0 or epsilon == math.inf:
+        raise ParameterError(f"`epsilon` must be {expected}; got {text}")
+    try:
+        value = float(epsilon)
+    except OverflowError:
+        value = math.inf
+    if not 0 < value < math.inf:
+        raise ParameterError(
+            f"`epsilon` must be {expected} after rounding to float64; got {text}, which rounds "
+            f"to {value!r}"
+        )
+    return value
+
+
+_NORM_EPS = Param("epsilon", EPSILON, _check_norm_floor,
+                  "floor of both norms, any finite number > 0")
 
 
 def _keep_nan(c: Context, out: Any, *inputs: Any) -> Any:
@@ -85,9 +136,38 @@ def _keep_nan(c: Context, out: Any, *inputs: Any) -> Any:
     return out
 
 
+def _F() -> Any:
+    import torch.nn.functional as F
+
+    return F
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
 # --------------------------------------------------------------------------------------------
 # MSE
 # --------------------------------------------------------------------------------------------
+
+
+def _mse(c: Context, p: Any, t: Any) -> Any:
+    d = p - t
+    return d * d
+
+
+def _mse_deriv(c: Context, p: Any, t: Any, *, n: int) -> Any:
+    # 2 (d / n) rounds as 2 d / n does, and 2 d cannot overflow first.
+    return 2 * ((p - t) / n)
+
+
+MSE: LossDeclaration = define_loss(
+    "mse", formula="sum(d**2) / n", derivative_text="2 d / n",
+    kernel="torchlean.kernels.terms:mse",
+    torch_reference=lambda p, t: _F().mse_loss(p, t), torch_text="F.mse_loss(p, t)",
+    deriv=_mse_deriv)(_mse)
 
 
 def mse_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -98,10 +178,7 @@ def mse_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> An
     PyTorch: ``F.mse_loss(predicted, target)`` (which broadcasts mismatched shapes with a
     warning and returns nan on empty input; this raises, and returns 0).
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        d = p - t
-        return c.finish_value(mean_over(c.sum(d * d), shape))
+    return MSE.evaluate(True, predicted, target, ctx=ctx)
 
 
 def mse_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -109,15 +186,28 @@ def mse_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None)
 
     PyTorch: the gradient of ``F.mse_loss``.
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        # 2 (d / n) rounds as 2 d / n does, and 2 d cannot overflow first.
-        return c.finish_deriv(2 * mean_over(p - t, shape))
+    return MSE.evaluate(False, predicted, target, ctx=ctx)
 
 
 # --------------------------------------------------------------------------------------------
 # MAE
 # --------------------------------------------------------------------------------------------
+
+
+def _mae(c: Context, p: Any, t: Any) -> Any:
+    return c.abs(p - t)
+
+
+def _mae_deriv(c: Context, p: Any, t: Any) -> Any:
+    return c.sign(p - t)
+
+
+MAE: LossDeclaration = define_loss(
+    "mae", formula="sum(|d|) / n", derivative_text="sign(d) / n, sign(0) = 0",
+    kernel="torchlean.kernels.terms:mae",
+    seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0")],
+    torch_reference=lambda p, t: _F().l1_loss(p, t), torch_text="F.l1_loss(p, t)",
+    deriv=_mae_deriv)(_mae)
 
 
 def mae_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -128,9 +218,7 @@ def mae_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> An
 
     PyTorch: ``F.l1_loss(predicted, target)`` (its gradient at ``d = 0`` is 0 too).
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        return c.finish_value(mean_over(c.sum(c.abs(p - t)), shape))
+    return MAE.evaluate(True, predicted, target, ctx=ctx)
 
 
 def mae_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -138,14 +226,44 @@ def mae_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None)
 
     PyTorch: the gradient of ``F.l1_loss``.
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        return c.finish_deriv(mean_over(c.sign(p - t), shape))
+    return MAE.evaluate(False, predicted, target, ctx=ctx)
 
 
 # --------------------------------------------------------------------------------------------
 # Huber / SmoothL1
 # --------------------------------------------------------------------------------------------
+
+
+def _huber(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    a = c.abs(p - t)
+    if delta == 0:
+        return a
+    dl = c.const(delta)
+    # min(|d|, delta) keeps the discarded quadratic branch from overflowing.
+    m = c.minimum(a, dl)
+    return c.where(c.lt(a, dl), m * m / (2 * dl), a - dl / 2)
+
+
+def _huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    d = p - t
+    if delta == 0:
+        return c.sign(d)
+    dl = c.const(delta)
+    return c.where(c.lt(c.abs(d), dl), d / dl, c.sign(d))
+
+
+HUBER: LossDeclaration = define_loss(
+    "huber", params=[_DELTA],
+    kernel="torchlean.kernels.terms:huber",
+    formula="sum(h(d)) / n, h(d) = d**2 / (2 delta) if |d| < delta else |d| - delta / 2",
+    derivative_text="(d / delta if |d| < delta else sign(d)) / n",
+    kink_text="none for delta > 0 (C1); delta = 0 is mae",
+    seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
+           Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
+    domain=Domain(text="predicted, target: real; delta >= 0"),
+    torch_reference=lambda p, t, delta: _F().smooth_l1_loss(p, t, beta=delta),
+    torch_text="F.smooth_l1_loss(p, t, beta=delta)",
+    deriv=_huber_deriv)(_huber)
 
 
 def huber_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
@@ -160,17 +278,7 @@ def huber_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
     PyTorch: ``F.smooth_l1_loss(predicted, target, beta=delta)``, which equals
     ``F.huber_loss(predicted, target, delta=delta) / delta``.
     """
-    delta = check_delta(delta)
-    if delta == 0:
-        return mae_spec(predicted, target, ctx=ctx)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        dl = c.const(delta)
-        a = c.abs(p - t)
-        # min(|d|, delta) keeps the discarded quadratic branch from overflowing.
-        m = c.minimum(a, dl)
-        h = c.where(c.lt(a, dl), m * m / (2 * dl), a - dl / 2)
-        return c.finish_value(mean_over(c.sum(h), shape))
+    return HUBER.evaluate(True, predicted, target, ctx=ctx, delta=delta)
 
 
 def huber_deriv_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
@@ -180,19 +288,56 @@ def huber_deriv_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
 
     PyTorch: the gradient of ``F.smooth_l1_loss(beta=delta)``.
     """
-    delta = check_delta(delta)
-    if delta == 0:
-        return mae_deriv_spec(predicted, target, ctx=ctx)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        dl = c.const(delta)
-        d = p - t
-        g = c.where(c.lt(c.abs(d), dl), d / dl, c.sign(d))
-        return c.finish_deriv(mean_over(g, shape))
+    return HUBER.evaluate(False, predicted, target, ctx=ctx, delta=delta)
 
 
 # --------------------------------------------------------------------------------------------
-# Cross-entropy on probabilities
+# Pseudo-Huber
+# --------------------------------------------------------------------------------------------
+
+
+def _check_positive_delta(delta: Any) -> float:
+    value = check_delta(delta)
+    if value == 0:
+        raise ParameterError(f"`delta` must be a finite number > 0; got {delta!r}")
+    return value
+
+
+def _pseudo_huber(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    dl = c.const(delta)
+    r = (p - t) / dl
+    a = c.abs(r)
+    m, b = c.minimum(a, 1), c.maximum(a, 1)  # each equals a on the branch that reads it
+    # sqrt(1 + r**2) - 1 without cancellation: r**2 / (sqrt(1 + r**2) + 1) below 1; above,
+    # |r| sqrt(1 + 1/r**2) - 1 (>= 0.41, nothing cancels; r**2 itself may overflow there)
+    small = m * m / (c.sqrt(1 + m * m) + 1)
+    large = b * c.sqrt(1 + (1 / b) * (1 / b)) - 1
+    return dl * dl * c.where(c.lt(a, 1), small, large)
+
+
+def _pseudo_huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    dl = c.const(delta)
+    d = p - t
+    a = c.abs(d / dl)
+    m, b = c.minimum(a, 1), c.maximum(a, 1)
+    # d / sqrt(1 + (d / delta)**2), as sign(d) delta / sqrt(1 + (delta / d)**2) from |d| = delta
+    # on, where (d / delta)**2 may overflow
+    large = c.sign(d) * dl / c.sqrt(1 + (1 / b) * (1 / b))
+    return c.where(c.lt(a, 1), d / c.sqrt(1 + m * m), large)
+
+
+PSEUDO_HUBER: LossDeclaration = define_loss(
+    "pseudo_huber",
+    kernel="torchlean.kernels.terms:pseudo_huber",
+    params=[Param("delta", 1.0, _check_positive_delta, "scale of the quadratic region")],
+    formula="sum(delta**2 (sqrt(1 + (d / delta)**2) - 1)) / n",
+    derivative_text="d / sqrt(1 + (d / delta)**2) / n",
+    domain=Domain(text="predicted, target: real; delta > 0"),
+    deriv=_pseudo_huber_deriv)(_pseudo_huber)
+
+
+# --------------------------------------------------------------------------------------------
+# Probability clamps (cross-entropy and BCE)
 # --------------------------------------------------------------------------------------------
 
 
@@ -225,6 +370,49 @@ def _strictly_inside(c: Context, p: Any, epsilon: float) -> Any:
     return c.logical_and(c.lt(eps, p), c.lt(eps, 1 - p))
 
 
+_CLAMP_SEAMS = [
+    Seam("predicted", lambda k, prm: k.const(prm["epsilon"]), "p = eps", choice="derivative 0"),
+    Seam("predicted", lambda k, prm: 1 - k.const(prm["epsilon"]), "p = 1 - eps",
+         choice="derivative 0"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-entropy on probabilities
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_cross_entropy(p: Any, t: Any, epsilon: float) -> Any:
+    return -(t * p.clamp(epsilon, 1 - epsilon).log()).mean()
+
+
+def _cross_entropy(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    log_q, _ = _log_clipped(c, p, epsilon)
+    return -(t * log_q)
+
+
+def _cross_entropy_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    inside = _strictly_inside(c, p, epsilon)
+    # The clamped q equals p where the branch is taken; elsewhere it keeps the discarded
+    # branch finite (no division by zero, no NaN gradients through `where`).
+    q, _, _ = _clip_probability(c, p, epsilon)
+    return _keep_nan(c, c.where(inside, -t / q, 0), p, t)
+
+
+CROSS_ENTROPY: LossDeclaration = define_loss(
+    "cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
+    kernel="torchlean.kernels.terms:cross_entropy",
+    formula="-sum(t log(clamp(p, eps, 1 - eps))) / n, n over ALL elements",
+    derivative_text="-t / p / n where eps < p < 1 - eps, else 0",
+    domain=Domain(predicted=(-0.2, 1.2), target=(0.0, 1.0),
+                  text="predicted: probabilities (clamped to [eps, 1-eps]); target: weights"),
+    torch_reference=_torch_cross_entropy,
+    torch_text="-(t * p.clamp(eps, 1 - eps).log()).mean()",
+    # the name says it takes probabilities, unlike torch.nn.CrossEntropyLoss (logits)
+    criterion_name="ProbabilityCrossEntropyLoss",
+    deriv=_cross_entropy_deriv)(_cross_entropy)
+
+
 def cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
                        ctx: Context | Any = None) -> Any:
     """Cross-entropy between a target distribution and predicted probabilities.
@@ -234,11 +422,7 @@ def cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSIL
 
     PyTorch: no single function; ``-(t * q.clamp(eps, 1 - eps).log()).mean()``.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        log_q, _ = _log_clipped(c, p, epsilon)
-        return c.finish_value(mean_over(-c.sum(t * log_q), shape))
+    return CROSS_ENTROPY.evaluate(True, predicted, target, ctx=ctx, epsilon=epsilon)
 
 
 def cross_entropy_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -253,22 +437,47 @@ def cross_entropy_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float =
     PyTorch: autograd of ``-(t * p.clamp(eps, 1 - eps).log()).mean()`` agrees strictly inside
     and strictly outside the clamp; at the bounds autograd passes the gradient through.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        inside = _strictly_inside(c, p, epsilon)
-        # The clamped q equals p where the branch is taken; elsewhere it keeps the discarded
-        # branch finite (no division by zero, no NaN gradients through `where`).
-        q, _, _ = _clip_probability(c, p, epsilon)
-        g = c.where(inside, -t / q, 0)
-        return c.finish_deriv(mean_over(_keep_nan(c, g, p, t), shape))
+    return CROSS_ENTROPY.evaluate(False, predicted, target, ctx=ctx, epsilon=epsilon)
 
 
 # --------------------------------------------------------------------------------------------
 # Cross-entropy on logits
 # --------------------------------------------------------------------------------------------
 
-_LT = ("logits", "target")
+
+def _torch_logits(p: Any, t: Any) -> Any:
+    # PyTorch's class axis is 1 (or 0 for one row): move the last axis there
+    z, y = (p, t) if p.ndim == 1 else (p.movedim(-1, 1), t.movedim(-1, 1))
+    return _F().cross_entropy(z, y, reduction="sum") / p.numel()
+
+
+def _cross_entropy_logits(c: Context, z: Any, t: Any) -> Any:
+    s, r = shifted(c, z)
+    return -(t * (s - c.log1p(r)))
+
+
+def _cross_entropy_logits_deriv(c: Context, z: Any, t: Any) -> Any:
+    mass = c.sum(t, axis=-1, keepdims=True)
+    s, r = shifted(c, z)
+    sm = c.exp(s) / (1 + r)
+    # Where softmax > 1/2 it is formed as 1 + (expm1(s) - r) / (1 + r), the same real
+    # number, so softmax * mass - t = mass * (softmax - 1) + (mass - t) cancels nothing.
+    near_one = mass * ((c.expm1(s) - r) / (1 + r)) + (mass - t)
+    return c.where(c.lt(1, 2 * sm), near_one, sm * mass - t)
+
+
+CROSS_ENTROPY_LOGITS: LossDeclaration = define_loss(
+    "cross_entropy_logits", kind="slice", arg_names=("logits", "target"),
+    kernel="torchlean.kernels.terms:cross_entropy_logits",
+    formula="-sum(t log_softmax(z)) / n, softmax over the LAST axis, n over ALL elements",
+    derivative_text="(softmax(z) sum_last(t) - t) / n",
+    domain=Domain(target=(0.0, 2.0),
+                  text="predicted: logits, rank >= 1, softmax over the last axis; "
+                       "target: class weights (need not sum to 1)"),
+    torch_reference=_torch_logits,
+    torch_text="F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1), reduction='sum') / "
+               "z.numel()",
+    deriv=_cross_entropy_logits_deriv)(_cross_entropy_logits)
 
 
 def cross_entropy_logits_spec(logits: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -281,13 +490,7 @@ def cross_entropy_logits_spec(logits: Any, target: Any, /, *, ctx: Context | Any
     PyTorch: ``F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1), reduction="sum") / z.numel()``
     (PyTorch's own mean divides by the number of rows instead).
     """
-    c, z, t, shape = _begin(ctx, logits, target, _LT)
-    _require_axis(c, z, "logits")
-    with c.scope():
-        if 0 in shape:
-            return c.finish_value(c.sum(z))
-        s, r = shifted(c, z)
-        return c.finish_value(mean_over(-c.sum(t * (s - c.log1p(r))), shape))
+    return CROSS_ENTROPY_LOGITS.evaluate(True, logits, target, ctx=ctx)
 
 
 def cross_entropy_logits_deriv_spec(logits: Any, target: Any, /, *,
@@ -300,19 +503,7 @@ def cross_entropy_logits_deriv_spec(logits: Any, target: Any, /, *,
 
     PyTorch: the gradient of the expression in :func:`cross_entropy_logits_spec`.
     """
-    c, z, t, shape = _begin(ctx, logits, target, _LT)
-    _require_axis(c, z, "logits")
-    with c.scope():
-        if 0 in shape:
-            return c.finish_deriv(z - t)
-        mass = c.sum(t, axis=-1, keepdims=True)
-        s, r = shifted(c, z)
-        sm = c.exp(s) / (1 + r)
-        # Where softmax > 1/2 it is formed as 1 + (expm1(s) - r) / (1 + r), the same real
-        # number, so softmax * mass - t = mass * (softmax - 1) + (mass - t) cancels nothing.
-        near_one = mass * ((c.expm1(s) - r) / (1 + r)) + (mass - t)
-        return c.finish_deriv(mean_over(c.where(c.lt(1, 2 * sm), near_one, sm * mass - t),
-                                        shape))
+    return CROSS_ENTROPY_LOGITS.evaluate(False, logits, target, ctx=ctx)
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,16 +511,34 @@ def cross_entropy_logits_deriv_spec(logits: Any, target: Any, /, *,
 # --------------------------------------------------------------------------------------------
 
 
+def _hinge(c: Context, x: Any, t: Any) -> Any:
+    return c.maximum(1 - t * x, 0)
+
+
+def _hinge_deriv(c: Context, x: Any, t: Any) -> Any:
+    return _keep_nan(c, c.where(c.lt(0, 1 - t * x), -t, 0), x, t)
+
+
+HINGE: LossDeclaration = define_loss(
+    "hinge", formula="sum(max(0, 1 - t x)) / n",
+    kernel="torchlean.kernels.terms:hinge",
+    derivative_text="-t / n where 1 - t x > 0, else 0",
+    seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0")],
+    domain=Domain(predicted=(-2.0, 3.0), labels=(-1.0, 1.0),
+                  text="predicted: scores; target: labels, usually -1 or 1"),
+    torch_reference=lambda p, t: _torch().relu(1 - t * p).mean(),
+    torch_text="torch.relu(1 - t * x).mean()",
+    deriv=_hinge_deriv)(_hinge)
+
+
 def hinge_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
     """Hinge (SVM margin) loss, targets usually -1 or 1 (any real target is accepted).
 
     value: ``sum(max(0, 1 - t * x)) / n``; derivative: :func:`hinge_deriv_spec`.
 
-    PyTorch: ``torch.clamp(1 - t * x, min=0).mean()``.
+    PyTorch: ``torch.relu(1 - t * x).mean()``.
     """
-    c, x, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        return c.finish_value(mean_over(c.sum(c.maximum(1 - t * x, 0)), shape))
+    return HINGE.evaluate(True, predicted, target, ctx=ctx)
 
 
 def hinge_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -340,10 +549,7 @@ def hinge_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = Non
     ``-t / n``), as ``relu(1 - t * x)`` gives in PyTorch; ``clamp(min=0)`` gives ``-t / n``
     there and ``torch.maximum(., 0)`` gives ``-t / (2 n)``.
     """
-    c, x, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        g = c.where(c.lt(0, 1 - t * x), -t, 0)
-        return c.finish_deriv(mean_over(_keep_nan(c, g, x, t), shape))
+    return HINGE.evaluate(False, predicted, target, ctx=ctx)
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,10 +557,23 @@ def hinge_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = Non
 # --------------------------------------------------------------------------------------------
 
 
-def _check_counts(c: Context, t: Any, check_domain: bool, what: str) -> Any:
-    if not check_domain:
-        return t
-    return c.check_range(t, name="target", lo=0, hi=None, what=what)
+def _poisson(c: Context, x: Any, t: Any) -> Any:
+    return c.exp(x) - t * x
+
+
+def _poisson_deriv(c: Context, x: Any, t: Any) -> Any:
+    near_one = c.logical_and(c.le(1, 2 * t), c.le(t, 2))
+    return c.where(near_one, c.expm1(x) - (t - 1), c.exp(x) - t)
+
+
+POISSON: LossDeclaration = define_loss(
+    "poisson", formula="sum(exp(x) - t x) / n", derivative_text="(exp(x) - t) / n",
+    kernel="torchlean.kernels.terms:poisson",
+    domain=Domain(target=(0.0, 5.0), target_lo=0.0, what="counts",
+                  text="predicted: log-rates; target: counts >= 0 (checked)"),
+    torch_reference=lambda p, t: _F().poisson_nll_loss(p, t, log_input=True, full=False),
+    torch_text="F.poisson_nll_loss(x, t, log_input=True, full=False)",
+    deriv=_poisson_deriv)(_poisson)
 
 
 def poisson_spec(predicted: Any, target: Any, /, *, check_domain: bool = True,
@@ -367,10 +586,8 @@ def poisson_spec(predicted: Any, target: Any, /, *, check_domain: bool = True,
 
     PyTorch: ``F.poisson_nll_loss(x, t, log_input=True, full=False)``.
     """
-    c, x, t, shape = _begin(ctx, predicted, target)
-    t = _check_counts(c, t, check_domain, "poisson_spec (counts)")
-    with c.scope():
-        return c.finish_value(mean_over(c.sum(c.exp(x) - t * x), shape))
+    return POISSON.evaluate(True, predicted, target, ctx=ctx, check_domain=check_domain,
+                            caller="poisson_spec")
 
 
 def poisson_deriv_spec(predicted: Any, target: Any, /, *, check_domain: bool = True,
@@ -384,12 +601,8 @@ def poisson_deriv_spec(predicted: Any, target: Any, /, *, check_domain: bool = T
 
     PyTorch: the gradient of ``F.poisson_nll_loss(log_input=True, full=False)``.
     """
-    c, x, t, shape = _begin(ctx, predicted, target)
-    t = _check_counts(c, t, check_domain, "poisson_deriv_spec (counts)")
-    with c.scope():
-        near_one = c.logical_and(c.le(1, 2 * t), c.le(t, 2))
-        g = c.where(near_one, c.expm1(x) - (t - 1), c.exp(x) - t)
-        return c.finish_deriv(mean_over(g, shape))
+    return POISSON.evaluate(False, predicted, target, ctx=ctx, check_domain=check_domain,
+                            caller="poisson_deriv_spec")
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,16 +618,76 @@ def _norm_scale(shape: tuple[int, ...]) -> float:
     return 2.0**-k
 
 
-def _unit_vectors(c: Context, p: Any, t: Any, epsilon: float,
-                  shape: tuple[int, ...]) -> tuple[Any, Any, Any, Any, Any, Any]:
+def _unit_vectors(c: Context, p: Any, t: Any, epsilon: float) -> tuple[Any, ...]:
     """``(u, v, sP, sT, s eps, s)``: ``u = p / max(P, eps)``, ``v = t / max(T, eps)`` computed
     from ``s p`` and ``s t`` (the same reals), so neither norm overflows where the cosine is
     finite; ``P = ||p||``, ``T = ||t||``."""
-    s = c.const(_norm_scale(shape))
+    s = c.const(_norm_scale(tuple(c.shape(p))))
     es = c.const(epsilon) * s
     ps, ts = p * s, t * s
     pn, tn = c.norm(ps), c.norm(ts)
     return ps / c.maximum(pn, es), ts / c.maximum(tn, es), pn, tn, es, s
+
+
+def _vectors(p_norm: tuple[float, float] | None,
+             t_norm: tuple[float, float] | None) -> Any:
+    """Random directions; each norm uniform in the given range times ``eps`` (None: standard
+    normal coordinates)."""
+
+    def draw(rng: np.random.Generator, shape: tuple[int, ...],
+             norm: tuple[float, float] | None, eps: float) -> np.ndarray:
+        x = rng.standard_normal(shape)
+        if norm is None:
+            return x
+        return x / np.linalg.norm(x) * rng.uniform(*norm) * eps
+
+    def sample(rng: np.random.Generator, shape: tuple[int, ...],
+               params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        eps = params["epsilon"]
+        return draw(rng, shape, p_norm, eps), draw(rng, shape, t_norm, eps)
+
+    return sample
+
+
+def _torch_cosine(p: Any, t: Any, epsilon: float) -> Any:
+    return 1 - _F().cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=epsilon)
+
+
+def _cosine_similarity(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    # Normalise before the dot product: p.t itself may overflow when the cosine does not.
+    u, v, pn, tn, es, _ = _unit_vectors(c, p, t, epsilon)
+    # Unit u and v: 1 - u.v = |u - v|**2 / 2, without the cancellation of 1 - u.v.
+    w = u - v
+    unit = c.logical_and(c.lt(es, pn), c.lt(es, tn))
+    return c.where(unit, c.sum(w * w) / 2, 1 - c.sum(u * v))
+
+
+def _cosine_similarity_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    # In unit-free form, u = p / P, v = t / T: ((u.v) u - v) / P where P > eps, else
+    # -v / eps (= -v / P there); nothing of the size of p.t is ever formed.
+    u, v, pn, tn, es, s = _unit_vectors(c, p, t, epsilon)
+    cos = c.sum(u * v)
+    g = c.where(c.lt(es, pn), cos * u - v, -v) / c.maximum(pn, es) * s
+    return _keep_nan(c, g, pn, tn, cos)
+
+
+COSINE_SIMILARITY: LossDeclaration = define_loss(
+    "cosine_similarity", kind="whole", params=[_NORM_EPS],
+    kernel="torchlean.kernels.terms:cosine_similarity",
+    formula="1 - (p . t) / (max(||p||, eps) max(||t||, eps)), the whole tensor one vector",
+    derivative_text="||p|| > eps: (p . t) / (||p||**3 T) p - t / (||p|| T); else "
+                    "-t / (eps T); T = max(||t||, eps)",
+    seams=[Seam("norm", lambda k, prm: k.const(prm["epsilon"]), "||p|| = eps",
+                choice="derivative -t / (eps * max(||t||, eps))")],
+    zones=[Zone("||p|| > eps, ||t|| > eps", _vectors(None, None)),
+           Zone("||p|| < eps, ||t|| > eps", _vectors((0.05, 0.9), None), torch_agrees=False),
+           Zone("||p|| > eps, ||t|| < eps", _vectors(None, (0.05, 0.9)), torch_agrees=False),
+           Zone("||p|| < eps, ||t|| < eps", _vectors((0.05, 0.9), (0.05, 0.9)),
+                torch_agrees=False)],
+    domain=Domain(text="predicted, target: real vectors (the whole tensor is one vector)"),
+    torch_reference=_torch_cosine,
+    torch_text="1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)",
+    deriv=_cosine_similarity_deriv)(_cosine_similarity)
 
 
 def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -427,19 +700,12 @@ def cosine_similarity_spec(predicted: Any, target: Any, /, *, epsilon: float = E
     not even a norm above the largest float, and as ``sum((u - v)**2) / 2`` (the same real
     number) where both norms exceed ``eps``, so nearly parallel vectors do not cancel
     ``1 - u . v`` away;
-    derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor gives 1.
+    derivative: :func:`cosine_similarity_deriv_spec`. An empty tensor gives 1. ``epsilon`` is
+    the floor of both norms, any finite number > 0 (not a probability: 0.5 or 2 are fine).
 
     PyTorch: ``1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)``.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        # Normalise before the dot product: p.t itself may overflow when the cosine does not.
-        u, v, pn, tn, es, _ = _unit_vectors(c, p, t, epsilon, shape)
-        # Unit u and v: 1 - u.v = |u - v|**2 / 2, without the cancellation of 1 - u.v.
-        w = u - v
-        unit = c.logical_and(c.lt(es, pn), c.lt(es, tn))
-        return c.finish_value(c.where(unit, c.sum(w * w) / 2, 1 - c.sum(u * v)))
+    return COSINE_SIMILARITY.evaluate(True, predicted, target, ctx=ctx, epsilon=epsilon)
 
 
 def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -461,20 +727,36 @@ def cosine_similarity_deriv_spec(predicted: Any, target: Any, /, *, epsilon: flo
     PyTorch: the gradient of ``1 - F.cosine_similarity(...)`` agrees where ``P > eps`` (and
     ``||t|| > eps``); below ``eps`` PyTorch ignores the clamp in its gradient.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        # In unit-free form, u = p / P, v = t / T: ((u.v) u - v) / P where P > eps, else
-        # -v / eps (= -v / P there); nothing of the size of p.t is ever formed.
-        u, v, pn, tn, es, s = _unit_vectors(c, p, t, epsilon, shape)
-        cos = c.sum(u * v)
-        g = c.where(c.lt(es, pn), cos * u - v, -v) / c.maximum(pn, es) * s
-        return c.finish_deriv(_keep_nan(c, g, pn, tn, cos))
+    return COSINE_SIMILARITY.evaluate(False, predicted, target, ctx=ctx, epsilon=epsilon)
 
 
 # --------------------------------------------------------------------------------------------
 # Log-cosh
 # --------------------------------------------------------------------------------------------
+
+
+def _log_cosh(c: Context, p: Any, t: Any) -> Any:
+    a = c.abs(p - t)
+    # b = min(a, 1) equals a where the small branch is taken and keeps expm1 finite.
+    b = c.minimum(a, 1)
+    small = c.log1p(c.expm1(b) * -c.expm1(-b) / 2)
+    large = a + c.log1p(c.expm1(-2 * a) / 2)
+    return c.where(c.lt(a, 1), small, large)
+
+
+def _log_cosh_deriv(c: Context, p: Any, t: Any) -> Any:
+    return c.tanh(p - t)
+
+
+LOG_COSH: LossDeclaration = define_loss(
+    "log_cosh", formula="sum(log(cosh(d))) / n", derivative_text="tanh(d) / n",
+    kernel="torchlean.kernels.terms:log_cosh",
+    kink_text="none",
+    seams=[Seam("residual", lambda k, prm: k.const(-1), "d = -1", kink=False),
+           Seam("residual", lambda k, prm: k.const(1), "d = 1", kink=False)],
+    torch_reference=lambda p, t: _torch().log(_torch().cosh(p - t)).mean(),
+    torch_text="torch.log(torch.cosh(p - t)).mean()",
+    deriv=_log_cosh_deriv)(_log_cosh)
 
 
 def log_cosh_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -489,14 +771,7 @@ def log_cosh_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) 
     PyTorch: no function; ``torch.log(torch.cosh(d)).mean()`` overflows for ``|d| > 710.5``
     (float64) and ``89.4`` (float32).
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        a = c.abs(p - t)
-        # b = min(a, 1) equals a where the small branch is taken and keeps expm1 finite.
-        b = c.minimum(a, 1)
-        small = c.log1p(c.expm1(b) * -c.expm1(-b) / 2)
-        large = a + c.log1p(c.expm1(-2 * a) / 2)
-        return c.finish_value(mean_over(c.sum(c.where(c.lt(a, 1), small, large)), shape))
+    return LOG_COSH.evaluate(True, predicted, target, ctx=ctx)
 
 
 def log_cosh_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
@@ -504,9 +779,7 @@ def log_cosh_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = 
 
     PyTorch: the gradient of ``torch.log(torch.cosh(d)).mean()`` where that does not overflow.
     """
-    c, p, t, shape = _begin(ctx, predicted, target)
-    with c.scope():
-        return c.finish_deriv(mean_over(c.tanh(p - t), shape))
+    return LOG_COSH.evaluate(False, predicted, target, ctx=ctx)
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,26 +787,35 @@ def log_cosh_deriv_spec(predicted: Any, target: Any, /, *, ctx: Context | Any = 
 # --------------------------------------------------------------------------------------------
 
 
-def _bce(c: Context, p: Any, t: Any, epsilon: float) -> Any:
+def _bce(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
     log_q, log_1mq = _log_clipped(c, p, epsilon)
     return -(t * log_q + (1 - t) * log_1mq)
 
 
-def _bce_deriv(c: Context, p: Any, t: Any, epsilon: float) -> Any:
+def _bce_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
     q, _, _ = _clip_probability(c, p, epsilon)
     inside = _strictly_inside(c, p, epsilon)
     # q equals p on the branch taken; it keeps the discarded branch finite.
     return _keep_nan(c, c.where(inside, (q - t) / (q * (1 - q)), 0), p, t)
 
 
-def _check_probabilities(c: Context, t: Any, check_domain: bool, what: str) -> Any:
-    if not check_domain:
-        return t
-    return c.check_range(t, name="target", lo=0, hi=1, what=what)
+BINARY_CROSS_ENTROPY: LossDeclaration = define_loss(
+    "binary_cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
+    kernel="torchlean.kernels.terms:binary_cross_entropy",
+    formula="mean of -(t log q + (1 - t) log(1 - q)), q = clamp(p, eps, 1 - eps)",
+    derivative_text="(p - t) / (p (1 - p)) / n where eps < p < 1 - eps, else 0",
+    domain=Domain(predicted=(-0.2, 1.2), target=(0.0, 1.0), target_lo=0.0, target_hi=1.0,
+                  text="predicted: probabilities (clamped to [eps, 1-eps]); "
+                       "target: in [0, 1] (checked)"),
+    torch_reference=lambda p, t, epsilon: _F().binary_cross_entropy(p, t),
+    torch_text="F.binary_cross_entropy(p, t)",
+    criterion_name="BCELoss",
+    torch_region=lambda zone: zone.startswith("eps <"),
+    deriv=_bce_deriv)(_bce)
 
 
 def _require_scalar(c: Context, p: Any, t: Any) -> None:
-    for name, x in zip(_PT, (p, t), strict=True):
+    for name, x in zip(("predicted", "target"), (p, t), strict=True):
         if tuple(c.shape(x)) != ():
             raise ShapeError(
                 f"`{name}` must be a scalar (shape ()) for binary_cross_entropy_spec; got shape "
@@ -541,10 +823,24 @@ def _require_scalar(c: Context, p: Any, t: Any) -> None:
             )
 
 
-def _scalar_result(predicted: Any, target: Any, value: Any) -> Any:
+def _scalar_bce(want_value: bool, predicted: Any, target: Any, epsilon: float,
+                check_domain: bool, ctx: Any, caller: str) -> Any:
+    """The scalar BCE: the declaration's terms at one element, no reduction."""
+    epsilon = check_epsilon(epsilon)
+    c, p, t = resolve_context(ctx, predicted, target)
+    check_same_shape(c, p, t)
+    _require_scalar(c, p, t)
+    if check_domain:
+        t = c.check_range(t, name="target", lo=0, hi=1, what=caller)
+    decl = BINARY_CROSS_ENTROPY
+    with c.scope():
+        if want_value:
+            out = c.finish_value(decl.value_term(c, p, t, epsilon=epsilon))
+        else:
+            out = c.finish_deriv(decl.deriv_term(c, p, t, epsilon=epsilon))
     if all(isinstance(v, int | float) for v in (predicted, target)):
-        return float(value)
-    return value
+        return float(out)
+    return out
 
 
 def binary_cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float = EPSILON,
@@ -559,12 +855,8 @@ def binary_cross_entropy_spec(predicted: Any, target: Any, /, *, epsilon: float 
     PyTorch: ``F.binary_cross_entropy`` agrees for ``eps <= p <= 1 - eps``; outside it PyTorch
     does not clip ``p`` but clamps each log at -100.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, _ = _begin(ctx, predicted, target)
-    _require_scalar(c, p, t)
-    t = _check_probabilities(c, t, check_domain, "binary_cross_entropy_spec")
-    with c.scope():
-        return _scalar_result(predicted, target, c.finish_value(_bce(c, p, t, epsilon)))
+    return _scalar_bce(True, predicted, target, epsilon, check_domain, ctx,
+                       "binary_cross_entropy_spec")
 
 
 def binary_cross_entropy_deriv_spec(predicted: Any, target: Any, /, *,
@@ -578,12 +870,8 @@ def binary_cross_entropy_deriv_spec(predicted: Any, target: Any, /, *,
     PyTorch: ``F.binary_cross_entropy``'s gradient ``(p - y) / max(p (1 - p), 1e-12)`` agrees
     strictly inside the clamp.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, _ = _begin(ctx, predicted, target)
-    _require_scalar(c, p, t)
-    t = _check_probabilities(c, t, check_domain, "binary_cross_entropy_deriv_spec")
-    with c.scope():
-        return _scalar_result(predicted, target, c.finish_value(_bce_deriv(c, p, t, epsilon)))
+    return _scalar_bce(False, predicted, target, epsilon, check_domain, ctx,
+                       "binary_cross_entropy_deriv_spec")
 
 
 def binary_cross_entropy_tensor_spec(predicted: Any, target: Any, /, *,
@@ -596,11 +884,9 @@ def binary_cross_entropy_tensor_spec(predicted: Any, target: Any, /, *,
 
     PyTorch: ``F.binary_cross_entropy(p, y)`` for ``eps <= p <= 1 - eps``.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    t = _check_probabilities(c, t, check_domain, "binary_cross_entropy_tensor_spec")
-    with c.scope():
-        return c.finish_value(mean_over(c.sum(_bce(c, p, t, epsilon)), shape))
+    return BINARY_CROSS_ENTROPY.evaluate(True, predicted, target, ctx=ctx, epsilon=epsilon,
+                                         check_domain=check_domain,
+                                         caller="binary_cross_entropy_tensor_spec")
 
 
 def binary_cross_entropy_tensor_deriv_spec(predicted: Any, target: Any, /, *,
@@ -611,11 +897,9 @@ def binary_cross_entropy_tensor_deriv_spec(predicted: Any, target: Any, /, *,
 
     PyTorch: the gradient of ``F.binary_cross_entropy`` strictly inside ``(eps, 1 - eps)``.
     """
-    epsilon = check_epsilon(epsilon)
-    c, p, t, shape = _begin(ctx, predicted, target)
-    t = _check_probabilities(c, t, check_domain, "binary_cross_entropy_tensor_deriv_spec")
-    with c.scope():
-        return c.finish_deriv(mean_over(_bce_deriv(c, p, t, epsilon), shape))
+    return BINARY_CROSS_ENTROPY.evaluate(False, predicted, target, ctx=ctx, epsilon=epsilon,
+                                         check_domain=check_domain,
+                                         caller="binary_cross_entropy_tensor_deriv_spec")
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,23 +924,52 @@ class LossType(Enum):
 class Loss:
     """A loss configuration: the family and its parameters (TorchLean's ``Spec.Loss``).
 
-    ``delta`` is used by Huber, ``epsilon`` by cross-entropy and cosine similarity; both are
-    checked at construction. TorchLean's phantom type parameters have no runtime meaning.
+    ``loss_type`` is a :class:`LossType` (the seed's eight families) or the name of any
+    registered loss (``torchlean.LOSSES``, users' losses included). ``delta`` is used by Huber,
+    ``epsilon`` by cross-entropy and cosine similarity; both are checked at construction.
+    Parameters of other losses go in ``options`` (name, value) pairs; :meth:`of` builds a
+    configuration from keywords. TorchLean's phantom type parameters have no runtime meaning.
     """
 
-    loss_type: LossType
+    loss_type: LossType | str
     delta: float = 1.0
     epsilon: float = EPSILON
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.loss_type, LossType):
-            from torchlean.errors import ParameterError
-
+        if isinstance(self.loss_type, LossType):
+            check_delta(self.delta)
+            # cosine similarity's epsilon floors the norms; the others' clamps a probability
+            (_check_norm_floor if self.loss_type is LossType.COSINE_SIMILARITY
+             else check_epsilon)(self.epsilon)
+            if self.options:
+                raise ParameterError(
+                    f"`options` must be empty for {self.loss_type}; got {self.options!r}"
+                )
+            return
+        if not isinstance(self.loss_type, str) or self.loss_type not in REGISTRY:
+            got = (repr(self.loss_type) if isinstance(self.loss_type, str)
+                   else type(self.loss_type).__name__)
             raise ParameterError(
-                f"`loss_type` must be a LossType; got {type(self.loss_type).__name__}"
+                f"`loss_type` must be a LossType or the name of a registered loss "
+                f"({', '.join(REGISTRY)}); got {got}"
             )
-        check_delta(self.delta)
-        check_epsilon(self.epsilon)
+        decl = REGISTRY[self.loss_type]
+        given = dict(self.options)
+        unknown = sorted(set(given) - set(decl.parameters))
+        if unknown:
+            raise ParameterError(
+                f"`{unknown[0]}` is not a parameter of the {decl.name} loss; expected one of "
+                f"{sorted(decl.parameters)}"
+            )
+        decl.checked_params(self._named_params(decl))
+
+    @classmethod
+    def of(cls, name: str, /, **params: Any) -> Loss:
+        """The configuration of the registered loss ``name`` with keyword ``params``."""
+        delta = params.pop("delta", 1.0)
+        epsilon = params.pop("epsilon", EPSILON)
+        return cls(name, delta=delta, epsilon=epsilon, options=tuple(sorted(params.items())))
 
     @classmethod
     def mse(cls) -> Loss:
@@ -699,29 +1012,41 @@ class Loss:
         return cls(LossType.LOG_COSH)
 
     @property
-    def params(self) -> dict[str, float]:
+    def name(self) -> str:
+        """The registry name of the loss."""
+        return self.loss_type.value if isinstance(self.loss_type, LossType) else self.loss_type
+
+    @property
+    def declaration(self) -> LossDeclaration:
+        """The loss's declaration (``torchlean.LOSSES[self.name]``)."""
+        return REGISTRY[self.name]
+
+    def _named_params(self, decl: LossDeclaration) -> dict[str, Any]:
+        given = dict(self.options)
+        fixed = {"delta": self.delta, "epsilon": self.epsilon}
+        return {k: fixed[k] if k in fixed else given.get(k, p.default)
+                for k, p in decl.parameters.items()}
+
+    @property
+    def params(self) -> dict[str, Any]:
         """The keyword parameters this family's spec takes."""
         if self.loss_type is LossType.HUBER:
             return {"delta": self.delta}
         if self.loss_type in (LossType.CROSS_ENTROPY, LossType.COSINE_SIMILARITY):
             return {"epsilon": self.epsilon}
-        return {}
+        if isinstance(self.loss_type, LossType):
+            return {}
+        return self._named_params(self.declaration)
 
     def value(self, predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
         """The loss value (the family's ``*_spec``)."""
-        from torchlean.registry import get_loss
-
-        return get_loss(self.loss_type.value).value(predicted, target, ctx=ctx, **self.params)
+        return self.declaration.value(predicted, target, ctx=ctx, **self.params)
 
     def deriv(self, predicted: Any, target: Any, /, *, ctx: Context | Any = None) -> Any:
         """The derivative w.r.t. ``predicted`` (the family's ``*_deriv_spec``)."""
-        from torchlean.registry import get_loss
-
-        return get_loss(self.loss_type.value).deriv(predicted, target, ctx=ctx, **self.params)
+        return self.declaration.deriv(predicted, target, ctx=ctx, **self.params)
 
     def value_and_deriv(self, predicted: Any, target: Any, /, *,
                         ctx: Context | Any = None) -> tuple[Any, Any]:
         """``(value, deriv)`` together (one fused pass where a fast kernel exists)."""
-        from torchlean.registry import value_and_deriv
-
-        return value_and_deriv(self.loss_type.value, predicted, target, ctx=ctx, **self.params)
+        return self.declaration.value_and_deriv(predicted, target, ctx=ctx, **self.params)
