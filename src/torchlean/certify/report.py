@@ -44,7 +44,8 @@ def render(report: Report, console: Any = None) -> None:
             console.print("[bold red]FAIL[/] " + escape(
                 f"{r.loss} / {c}: {res.n_failures} failing case(s); first: "
                 f"{first.get('case', '')}"), highlight=False)
-            for label, text in (("at", where(first)), ("by", how_much(first))):
+            for label, text in (("at", where(first)), ("in", first.get("raised_in", "")),
+                                ("by", how_much(first))):
                 if text:
                     console.print(f"    {label} {text}", highlight=False, markup=False)
     style = "green" if report.ok else "bold red"

@@ -155,10 +155,8 @@ SHOWN = 6
 
 def where(failure: dict[str, Any]) -> str:
     """The counterexample point of a failing case, shortened (``""`` when it has none)."""
-    parts = [f"{k}={_short(failure[k])}" for k in ("predicted", "target") if k in failure]
-    if "raised_in" in failure:
-        parts.append(f"in {failure['raised_in']}")
-    return ", ".join(parts)
+    return ", ".join(f"{k}={_short(failure[k])}" for k in ("predicted", "target")
+                     if k in failure)
 
 
 def how_much(failure: dict[str, Any]) -> str:
