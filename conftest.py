@@ -65,10 +65,9 @@ def _teardown(namespace: dict[str, Any]) -> None:
         origin = getattr(sys.modules[name], "__file__", None) or ""
         if origin.startswith(namespace["__scratch__"].name):
             del sys.modules[name]
-    # the rest of the session sees the package's losses, not the examples' own (the registry
-    # has no public way to forget a loss: users never need one)
+    # the rest of the session sees the package's losses, not the examples' own
     for name in set(declaration.REGISTRY) - losses:
-        declaration._REGISTRY.pop(name, None)
+        declaration.unregister(name)
     namespace.pop("__scratch__").cleanup()
 
 

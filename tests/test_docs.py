@@ -62,7 +62,7 @@ def test_only_the_package_losses_are_listed() -> None:
     finally:
         from torchlean.spec.core import declaration
 
-        declaration._REGISTRY.pop("catalogue_probe_loss", None)
+        declaration.unregister("catalogue_probe_loss")
 
 
 def test_render_replaces_only_between_the_markers() -> None:

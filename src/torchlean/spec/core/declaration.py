@@ -67,6 +67,7 @@ __all__ = [
     "registered",
     "require_axis",
     "set_value_and_deriv",
+    "unregister",
 ]
 
 KINDS = ("elementwise", "slice", "whole")
@@ -529,7 +530,19 @@ def register(decl: LossDeclaration, *, replace_existing: bool = False) -> LossDe
 
 
 def registered(name: str) -> LossDeclaration | None:
+    """The declaration registered as ``name``, or None."""
     return _REGISTRY.get(name)
+
+
+def unregister(name: str) -> LossDeclaration | None:
+    """Remove a user's loss from the registry (the package's own cannot be removed); return it,
+    or None when no such loss was registered."""
+    with _LOCK:
+        decl = _REGISTRY.get(name)
+        if decl is not None and decl.origin == "torchlean":
+            raise ParameterError(f"`name` {name!r} is a loss of the package; it cannot be "
+                                 f"unregistered")
+        return _REGISTRY.pop(name, None)
 
 
 def _as_params(name: str, params: Mapping[str, Any] | Iterable[Param] | None) -> dict[str, Param]:
