@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,9 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
+from loss_inputs import smooth_case  # noqa: E402
+from spec_functions import NAMES  # noqa: E402
+
 import torchlean  # noqa: E402
 from torchlean import LOSSES, DomainError, ShapeError  # noqa: E402
 
@@ -21,15 +25,8 @@ SHAPE, CHUNKS = (6, 4), (3, 2)  # chunked along both axes, the softmax axis incl
 
 
 def _pair(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy inputs in the loss's domain (probabilities where it takes them, labels for hinge,
-    counts for poisson)."""
-    rng = np.random.default_rng(7)
-    p = rng.uniform(0.05, 0.95, SHAPE)
-    t = rng.uniform(0.0, 1.0, SHAPE)
-    if name == "hinge":
-        t = np.where(t > 0.5, 1.0, -1.0)
-    elif name == "poisson":
-        t = rng.poisson(2.0, SHAPE).astype(np.float64)
+    """NumPy inputs in the loss's domain, drawn from its declared zones."""
+    p, t, _ = smooth_case(name, SHAPE, seed=7)
     return p, t
 
 
@@ -61,7 +58,7 @@ def _lazy(x: np.ndarray, counter: _Counter | None = None) -> Any:
     return a.map_blocks(counter, meta=np.empty((0,) * a.ndim, dtype=a.dtype))
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", NAMES)
 def test_value_is_lazy_scalar_and_derivative_keeps_chunks(name: str) -> None:
     p, t = _pair(name)
     counter = _Counter()
@@ -77,7 +74,11 @@ def test_value_is_lazy_scalar_and_derivative_keeps_chunks(name: str) -> None:
     _assert_close(got_v, got_g, want_v, want_g)
 
 
-@pytest.mark.parametrize("name", ["mse", "cross_entropy_logits", "cosine_similarity"])
+#: one loss of each kind (elementwise, slice, whole)
+ONE_OF_EACH_KIND = list({LOSSES[n].kind: n for n in reversed(NAMES)}.values())
+
+
+@pytest.mark.parametrize("name", ONE_OF_EACH_KIND)
 def test_float32_chunks_stay_float32(name: str) -> None:
     p, t = (x.astype(np.float32) for x in _pair(name))
     v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))
@@ -101,7 +102,7 @@ def test_many_chunks_stay_many_chunks() -> None:
     np.testing.assert_allclose(v.compute(scheduler="threads"), want, rtol=1e-14)
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", NAMES)
 def test_unknown_chunk_sizes_are_refused(name: str) -> None:
     # A boolean mask leaves the row count unknown (nan): the mean's n would be nan, and the shape
     # check compared (nan, 8) with (nan, 8).
@@ -120,13 +121,16 @@ def test_unknown_chunk_sizes_are_refused(name: str) -> None:
     np.testing.assert_allclose(v.compute(scheduler="threads"), want, rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["poisson", "binary_cross_entropy"])
+@pytest.mark.parametrize("name", [n for n in NAMES if LOSSES[n].has_domain_check])
 def test_domain_check_is_lazy_and_raises_at_compute(name: str) -> None:
     p, t = _pair(name)
-    t[5, 3] = -1.0  # outside [0, inf) and [0, 1]: in the last chunk only
+    dom = LOSSES[name].domain
+    bad = dom.target_lo - 1.0 if dom.target_lo is not None else dom.target_hi + 1.0
+    t[5, 3] = bad  # outside the checked domain: in the last chunk only
     v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))  # no error yet
     # the index in the whole array, not in its chunk (there it is (2, 1))
-    with pytest.raises(DomainError, match=r"`target` must lie in .*got -1\.0 at index \(5, 3\)"):
+    with pytest.raises(DomainError, match=rf"`target` must lie in .*got {re.escape(repr(bad))} "
+                                          r"at index \(5, 3\)"):
         v.compute(scheduler="threads")
     with pytest.raises(DomainError, match="`target` must lie in"):
         g.compute(scheduler="threads")
@@ -172,7 +176,7 @@ def client(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield c
 
 
-@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("name", NAMES)
 def test_local_cluster_matches_numpy(client: Any, name: str) -> None:
     p, t = _pair(name)
     v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))
