@@ -14,21 +14,30 @@ from typing import Any
 
 import numpy as np
 import pytest
-from loss_inputs import smooth_case
 
 import torchlean
 from torchlean import kernels
 from torchlean.kernels import numpy_path
+from torchlean.kernels.kernel import resolve
 
 numba = pytest.importorskip("numba")
 
-NAMES = list(torchlean.LOSSES)
+#: every loss whose declaration names a fused kernel
+NAMES = [name for name, decl in torchlean.LOSSES.items() if decl.kernel is not None]
 #: above both thresholds of the calling-thread kernels, so the thread pool runs
 BIG = 2 * numpy_path.SERIAL_BELOW
 
 
+def smooth_case(name: str, shape: tuple[int, ...],
+                seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Float64 inputs from the declaration's first zone, and its default parameters."""
+    decl = torchlean.LOSSES[name]
+    p, t = decl.region_zones()[0].sample(np.random.default_rng(seed), shape, decl.params)
+    return p, t, dict(decl.params)
+
+
 def _case(name: str, dtype: str, size: int = BIG) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    shape = (size // 100, 100) if name == "cross_entropy_logits" else (size,)
+    shape = (size // 100, 100) if torchlean.LOSSES[name].kind == "slice" else (size,)
     p, t, params = smooth_case(name, shape, seed=3)
     return p.astype(dtype), t.astype(dtype), params
 
@@ -57,15 +66,13 @@ def test_same_bits_for_any_thread_count_and_beside_other_threads(name: str, dtyp
 @pytest.mark.parametrize("name", NAMES)
 def test_single_threaded_twins_give_the_pool_kernels_bits(name: str) -> None:
     # The calling-thread kernels (small inputs, forked children) against the pool's on one input.
-    from torchlean.kernels import numba_kernels as nk
-
     p, t, params = _case(name, "float64")
-    k = kernels._kernels()
-    with_pool = numpy_path._dispatch(nk.PARALLEL, name, p, t, params)
-    without = numpy_path._dispatch(nk.SERIAL, name, p, t, params)
+    decl = torchlean.LOSSES[name]
+    kern = resolve(decl)
+    with_pool = numpy_path.value_and_deriv(decl, kern, p, t, params, parallel=True)
+    without = numpy_path.value_and_deriv(decl, kern, p, t, params, parallel=False)
     assert with_pool is not None and without is not None
     assert _bits(with_pool) == _bits(without)
-    assert k is nk
 
 
 _FORK_SCRIPT = textwrap.dedent("""

@@ -1,10 +1,11 @@
 """The fused ``value_and_deriv`` fast paths against the spec, within the bounds of
-docs/performance.md.
+docs/performance.md, for every declaration that names a kernel.
 
 The reference is always the spec itself (``torchlean.kernels.disabled()``); bounds are in ulps of
-the output dtype. Where a derivative cancels (poisson ``exp(x) - t``, ``softmax * mass - t``, the
-cosine's two terms) the ulp is taken of the larger term, because the two computations round
-their (equally accurate) terms differently.
+the output dtype. Inputs come from each declaration's zones. The float64 derivative bound and,
+where a derivative cancels (poisson ``exp(x) - t``, ``softmax * mass - t``, the cosine's two
+terms), the magnitude its ulps are taken of are the kernel's own data (``deriv_ulps``,
+``scales``): the two computations round their (equally accurate) terms differently.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ import torchlean
 from torchlean import kernels
 from torchlean.errors import DomainError, DTypeError, ParameterError, ShapeError
 from torchlean.kernels import numpy_path
+from torchlean.kernels.kernel import resolve
+from torchlean.spec.core.declaration import Domain
 
 numba = pytest.importorskip("numba")
 
-NAMES = list(torchlean.LOSSES)
+#: every loss whose declaration names a fused kernel (float32 outputs are rounded once from
+#: float64 and stay within 1 ulp for every loss; float64 bounds are the kernel's)
+NAMES = [name for name, decl in torchlean.LOSSES.items() if decl.kernel is not None]
 DTYPES = ("float32", "float64")
 EPS = 1e-6
 
-#: derivative bound (ulps of the output dtype, of the scale below) for float64 outputs;
-#: float32 outputs are rounded once from float64 and stay within 1 ulp for every loss
-G_ULPS_F64 = {"log_cosh": 8, "poisson": 2, "cross_entropy_logits": 8, "cosine_similarity": 8}
 #: value bound for float64 outputs, in ulps (of 1, times the mean |term|): the kernels add a
 #: block of 1024 terms in order (or in vector lanes) and the block sums pairwise, so the
 #: rounding error is at most (1024 + log2(blocks) + 2) half-ulps; random data stays near 1 ulp
@@ -48,43 +50,41 @@ def spec(name: str, p: Any, t: Any, **kw: Any) -> tuple[Any, Any]:
 
 def domain_inputs(name: str, rng: np.random.Generator, shape: tuple[int, ...],
                   dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Random inputs inside each loss's domain (targets >= 0 where the value terms then keep
-    one sign, so the value's rounding scale is the value itself)."""
-    if name in ("cross_entropy", "binary_cross_entropy"):
-        p, t = rng.uniform(0, 1, shape), rng.uniform(0, 1, shape)
-    elif name == "cross_entropy_logits":
-        p, t = rng.normal(0, 3, shape), rng.uniform(0, 1, shape)
-    elif name == "hinge":
-        p, t = rng.normal(0, 2, shape), rng.choice([-1.0, 1.0], shape)
-    elif name == "poisson":
-        p, t = rng.normal(0, 2, shape), rng.poisson(3.0, shape).astype(float)
+    """Random inputs from the declaration's zones: each element from a zone drawn at random
+    (a whole-tensor loss: one zone per call). Every package kernel's value terms keep one sign
+    there, so the value's rounding scale is the value itself."""
+    decl = torchlean.LOSSES[name]
+    zones = decl.region_zones()
+    if decl.kind == "whole":
+        p, t = zones[int(rng.integers(len(zones)))].sample(rng, shape, decl.params)
     else:
-        p, t = rng.normal(0, 2, shape), rng.normal(0, 2, shape)
-    return p.astype(dtype), t.astype(dtype)
+        draws = [z.sample(rng, shape, decl.params) for z in zones]
+        pick = rng.integers(len(zones), size=shape)
+        p = np.choose(pick, [d[0] for d in draws]) if shape else draws[int(pick)][0]
+        t = np.choose(pick, [d[1] for d in draws]) if shape else draws[int(pick)][1]
+    return np.asarray(p).astype(dtype), np.asarray(t).astype(dtype)
+
+
+def _scalable(name: str) -> bool:
+    """Whether scaling ``predicted`` keeps it in the loss's domain (real-valued predictions with
+    no label targets and no checked target domain)."""
+    dom = torchlean.LOSSES[name].domain
+    return dom.predicted == Domain().predicted and not dom.labels and not dom.checked
 
 
 def _scales(name: str, p: np.ndarray, t: np.ndarray, g_ref: np.ndarray,
             v_ref: Any) -> tuple[np.ndarray, float]:
-    """(per-element derivative scale, value scale), in float64."""
-    p64, t64 = p.astype(np.float64), t.astype(np.float64)
-    n = max(p.size, 1)
+    """(per-element derivative scale, value scale), in float64: the result's own magnitude
+    unless the kernel declares the scale its bound is relative to."""
+    decl = torchlean.LOSSES[name]
     gs = np.abs(np.asarray(g_ref, dtype=np.float64))
     vs = abs(float(v_ref))
-    with np.errstate(all="ignore"):
-        if name == "poisson":
-            gs = (np.exp(p64) + np.abs(t64)) / n
-            vs = float(np.mean(np.exp(p64) + np.abs(t64 * p64))) if p.size else 0.0
-        elif name == "cross_entropy_logits" and p.ndim and p.size:
-            e = np.exp(p64 - p64.max(axis=-1, keepdims=True))
-            sm = e / e.sum(axis=-1, keepdims=True)
-            gs = (sm * np.abs(t64).sum(axis=-1, keepdims=True) + np.abs(t64)) / n
-        elif name == "cosine_similarity":
-            pn, tn = np.linalg.norm(p64), max(np.linalg.norm(t64), EPS)
-            if pn > EPS:
-                # the dot product's rounding scale is sum |p t|, not |p . t|
-                a = float(np.sum(np.abs(p64 * t64))) / pn**2
-                gs = (a * np.abs(p64) + np.abs(t64)) / (pn * tn)
-            vs = 1.0
+    kern = resolve(decl)
+    if kern is not None and kern.scales is not None:
+        with np.errstate(all="ignore"):
+            g_own, v_own = kern.scales(p.astype(np.float64), t.astype(np.float64), decl.params)
+        gs = gs if g_own is None else np.broadcast_to(g_own, gs.shape)
+        vs = vs if v_own is None else v_own
     return np.nan_to_num(gs, nan=0.0, posinf=0.0), vs
 
 
@@ -114,7 +114,7 @@ def assert_close(name: str, p: np.ndarray, t: np.ndarray, got: tuple[Any, Any],
             ulp_v = np.spacing(np.float32(max(abs(float(v_ref)), abs(float(v)))))
             assert abs(float(v) - float(v_ref)) <= ulp_v, f"{name}: value {v} vs {v_ref}"
         return
-    k = G_ULPS_F64.get(name, 2)
+    k = resolve(torchlean.LOSSES[name]).deriv_ulps
     tol = k * one * np.maximum(gs[fin] if np.ndim(gs) else gs, np.finfo(dtype).tiny)
     diff = np.abs(g_arr[fin] - gr_arr[fin])
     assert np.all(diff <= tol), f"{name}: derivative off by {np.max(diff / tol) * k} ulp"
@@ -166,7 +166,7 @@ def test_property_fast_path_equals_spec(name: str, dtype: str, shape: tuple[int,
                                         seed: int, scale: float) -> None:
     rng = np.random.default_rng(seed)
     p, t = domain_inputs(name, rng, shape, dtype)
-    if name not in ("cross_entropy", "binary_cross_entropy", "hinge", "poisson"):
+    if _scalable(name):
         p = (p * scale).astype(dtype)
     assert_close(name, p, t, torchlean.value_and_deriv(name, p, t), spec(name, p, t))
 
@@ -194,8 +194,11 @@ EDGES: dict[str, tuple[list[float], list[float]]] = {
 def test_edge_inputs_match_the_spec(name: str, case: str, dtype: str) -> None:
     p = np.array(EDGES[case][0], dtype=dtype)
     t = np.array(EDGES[case][1], dtype=dtype)
-    if name in ("binary_cross_entropy", "poisson"):
-        t = np.where(np.isnan(t), t, np.clip(np.abs(t), 0, 1)).astype(dtype)
+    dom = torchlean.LOSSES[name].domain
+    if dom.checked:  # into the checked target domain (NaN passes the check)
+        lo = -math.inf if dom.target_lo is None else dom.target_lo
+        hi = math.inf if dom.target_hi is None else dom.target_hi
+        t = np.where(np.isnan(t), t, np.clip(np.abs(t), max(lo, 0), min(hi, 1))).astype(dtype)
     with np.errstate(all="ignore"):
         ref = spec(name, p, t)
     assert_close(name, p, t, torchlean.value_and_deriv(name, p, t), ref)
@@ -262,26 +265,38 @@ def test_errors_of_the_spec_still_raise() -> None:
         torchlean.value_and_deriv("mse", np.ones(3, dtype=int), a)
 
 
+CHECKED = [n for n in NAMES if torchlean.LOSSES[n].domain.checked]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_domain_checks_still_happen(dtype: str) -> None:
+@pytest.mark.parametrize("name", CHECKED)
+def test_domain_checks_still_happen(name: str, dtype: str) -> None:
+    # the kernel counts targets outside the declared domain and hands the call to the spec
+    dom = torchlean.LOSSES[name].domain
     p = np.full(5000, 0.5, dtype=dtype)
-    bad = np.full(5000, 0.5, dtype=dtype)
-    bad[4321] = 1.5
-    with pytest.raises(DomainError, match=r"target.*\[0, 1\]"):
-        torchlean.value_and_deriv("binary_cross_entropy", p, bad)
-    bad[4321] = -2.0
-    with pytest.raises(DomainError, match="target"):
-        torchlean.value_and_deriv("poisson", p, bad)
-    # check_domain=False skips the check; the result is still the spec's
-    for name in ("binary_cross_entropy", "poisson"):
+    for bad_value in ([dom.target_lo - 2.0] if dom.target_lo is not None else []) + \
+            ([dom.target_hi + 0.5] if dom.target_hi is not None else []):
+        bad = np.full(5000, 0.5, dtype=dtype)
+        bad[4321] = bad_value
+        with pytest.raises(DomainError, match="target"):
+            torchlean.value_and_deriv(name, p, bad)
+        # check_domain=False skips the check; the result is still the spec's
         got = torchlean.value_and_deriv(name, p, bad, check_domain=False)
         assert_close(name, p, bad, got, spec(name, p, bad, check_domain=False))
     # a NaN target passes the check (NaN in gives NaN out)
     nan_t = np.full(5000, 0.5, dtype=dtype)
     nan_t[7] = math.nan
-    for name in ("binary_cross_entropy", "poisson"):
-        v, g = torchlean.value_and_deriv(name, p, nan_t)
-        assert math.isnan(float(v)) and math.isnan(g[7]) and not np.isnan(g[8])
+    v, g = torchlean.value_and_deriv(name, p, nan_t)
+    assert math.isnan(float(v)) and math.isnan(g[7]) and not np.isnan(g[8])
+
+
+def test_the_domain_error_messages_are_the_specs() -> None:
+    # the spec's message, with the range it checks
+    p = np.full(5000, 0.5)
+    bad = np.full(5000, 0.5)
+    bad[4321] = 1.5
+    with pytest.raises(DomainError, match=r"target.*\[0, 1\]"):
+        torchlean.value_and_deriv("binary_cross_entropy", p, bad)
 
 
 def test_epsilon_and_delta_are_honoured() -> None:
@@ -309,7 +324,8 @@ def test_promoted_targets() -> None:
 def test_cosine_of_extreme_float64_norms_uses_the_scaled_spec() -> None:
     p = np.array([1e-200, 2e-200, 0.0])
     t = np.array([3e200, -1e200, 5e199])
-    assert numpy_path.value_and_deriv(kernels._kernels(), "cosine_similarity", p, t, {}) is None
+    decl = torchlean.LOSSES["cosine_similarity"]
+    assert numpy_path.value_and_deriv(decl, resolve(decl), p, t, {}) is None
     assert_close("cosine_similarity", p, t, torchlean.value_and_deriv("cosine_similarity", p, t),
                  spec("cosine_similarity", p, t))
 
@@ -342,7 +358,7 @@ def test_the_environment_switch_turns_the_kernels_off() -> None:
 
 def test_the_numpy_path_allocates_only_the_derivative() -> None:
     rng = np.random.default_rng(5)
-    for name in ("mse", "poisson", "cross_entropy_logits", "cosine_similarity"):
+    for name in NAMES:
         p, t = domain_inputs(name, rng, (2000, 100), "float64")
         torchlean.value_and_deriv(name, p, t)  # compile outside the measurement
         for pp, tt, extra in ((p, t, 64 * 1024),
@@ -363,7 +379,7 @@ def _torch_case(name: str, dtype: str, seed: int = 11) -> tuple[np.ndarray, np.n
     rng = np.random.default_rng(seed)
     p, t = domain_inputs(name, rng, (5, 37), dtype)
     p[0, 0] = math.nan
-    if name not in ("binary_cross_entropy", "poisson"):
+    if not torchlean.LOSSES[name].domain.checked:
         t[1, 1] = math.inf
     return p, t
 
@@ -401,6 +417,13 @@ def test_torch_fused_ops_match_the_spec(name: str, dtype: str) -> None:
     out = torch_fused.value_and_deriv(name, torch.from_numpy(p).T, torch.from_numpy(t).T, {})
     assert out is not None
     assert_close(name, p.T, t.T, (out[0].numpy(), out[1].numpy()), spec(name, p.T, t.T))
+
+
+def test_losses_without_a_kernel_run_the_spec() -> None:
+    decl = torchlean.LOSSES["mse"].with_changes(kernel=None)
+    assert resolve(decl) is None
+    a = np.ones(4)
+    assert kernels.fast_value_and_deriv("no_such_loss", a, a, {}) is None
 
 
 def test_torch_fused_defers_to_the_spec_where_it_must() -> None:

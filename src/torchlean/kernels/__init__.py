@@ -3,11 +3,15 @@
 :func:`torchlean.value_and_deriv` asks :func:`fast_value_and_deriv` first; ``None`` means "no
 fast path for these inputs" and the spec runs (and raises the spec's errors). Fast paths:
 
-- NumPy float32/float64 arrays, with numba installed: :mod:`.numba_kernels` through
-  :mod:`.numpy_path` (one parallel pass; cross-entropy on logits and cosine read twice).
+- NumPy float32/float64 arrays, with numba installed: the loss's declared kernel (its
+  ``kernel`` field, see :mod:`.kernel`) through :mod:`.numpy_path`: for an elementwise loss the
+  one loop skeleton of :mod:`.skeleton` compiled around its term (one parallel pass), for
+  cross-entropy on logits and cosine their own kernels in :mod:`.numba_kernels` (two passes).
 - PyTorch CPU tensors, with numba installed: the same kernels on zero-copy NumPy views.
-- Other PyTorch tensors (CUDA, ...), or CPU without numba: :mod:`.torch_fused`, fused tensor ops
-  under ``torch.no_grad()``.
+- Other PyTorch tensors (CUDA, ...), or CPU without numba: the kernel's fused torch op
+  (:mod:`.torch_fused`: tensor ops under ``torch.no_grad()``).
+
+A loss whose declaration names no kernel (users' losses, unless they declare one) runs the spec.
 
 The fast paths compute without an autograd graph; :func:`torchlean.value_and_deriv` makes the
 value differentiable (its backward is the derivative spec) when ``predicted`` requires grad or
@@ -83,8 +87,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def kernel_set(k: Any, parallel: bool) -> Any:
-    """Of the kernels module ``k``, the thread-pool kernels when ``parallel`` and this process
-    may enter the pool, else their single-threaded twins (the same code, the same bits)."""
+    """Of ``k`` (the kernels module, or a kernel built from a term: anything with ``PARALLEL``
+    and ``SERIAL``), the thread-pool kernels when ``parallel`` and this process may enter the
+    pool, else their single-threaded twins (the same code, the same bits)."""
     global _POOL_USED
     if parallel and not _SERIAL_ONLY:
         _POOL_USED = True
@@ -112,21 +117,28 @@ def available() -> bool:
 
 def fast_value_and_deriv(name: str, predicted: Any, target: Any,
                          kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
-    """``(value, derivative)`` through a fast path, or None when none applies."""
+    """``(value, derivative)`` through a fast path, or None when none applies: the loss's
+    declaration names no kernel, or the inputs are not for one."""
     if not enabled() or kwargs.get("ctx") is not None:
         return None
-    if type(predicted) is np.ndarray:
-        if type(target) is not np.ndarray:
-            return None
-        k = _kernels()
-        if not k:
+    is_numpy = type(predicted) is np.ndarray
+    is_torch = type(predicted).__module__ == "torch" and type(target) is type(predicted)
+    if not (is_numpy or is_torch):
+        return None
+    from torchlean.kernels.kernel import resolve
+    from torchlean.spec.core.declaration import registered
+
+    decl = registered(name)
+    kern = resolve(decl)
+    if kern is None:
+        return None
+    if is_numpy:
+        if type(target) is not np.ndarray or not _kernels():
             return None
         from torchlean.kernels.numpy_path import value_and_deriv
 
-        return value_and_deriv(k, name, predicted, target, kwargs)
-    if type(predicted).__module__ == "torch" and type(target) is type(predicted):
-        from torchlean.kernels.torch_path import value_and_deriv as torch_value_and_deriv
+        return value_and_deriv(decl, kern, predicted, target, kwargs)
+    from torchlean.kernels.torch_path import value_and_deriv as torch_value_and_deriv
 
-        return torch_value_and_deriv(name, predicted, target, kwargs,
-                                     _kernels() if _MODE != "torch" else False)
-    return None
+    return torch_value_and_deriv(decl, kern, predicted, target, kwargs,
+                                 bool(_kernels()) and _MODE != "torch")

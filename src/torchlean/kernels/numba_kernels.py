@@ -1,27 +1,23 @@
-"""Numba-compiled fused kernels: one pass reads ``p`` and ``t`` once, writes the derivative once
-and accumulates the value.
+"""Numba-compiled kernels of the slice and whole losses (cross-entropy on logits, cosine
+similarity), and what every kernel shares: the block size, the compile options and the pairwise
+sum. Elementwise losses have no kernel here: theirs is the one skeleton of
+:mod:`torchlean.kernels.skeleton` compiled around each declared term.
 
-Each elementwise kernel takes contiguous 1-D arrays ``p``, ``t``, ``g`` of one dtype (float32 or
-float64) and the mean denominator ``n`` (a float, because a kernel may see one block of a larger
-tensor), and returns the float64 SUM of the per-element value terms; the caller divides by ``n``
-and rounds once. Every element is computed in float64 and rounded once when stored, as the
-arrays context of the spec does.
-
-The per-element formulas restate those of :mod:`torchlean.spec.layers.loss` in scalar form;
+Each kernel takes contiguous arrays ``p``, ``t``, ``g`` of one dtype (float32 or float64);
+every element is computed in float64 and rounded once when stored, as the arrays context of the
+spec does. The formulas restate those of :mod:`torchlean.spec.layers.loss` in scalar form;
 ``tests/test_kernels.py`` holds each kernel equal to the spec within the bounds stated in
-``docs/performance.md``. Only ``log_cosh`` is rearranged (one ``expm1`` and one ``log1p``
-instead of up to four transcendental calls, see :func:`_log_cosh_term`); the others follow the
-spec's order of operations. Transcendental functions come from :mod:`.vmath` (vectorisable,
-about 1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
+``docs/performance.md``. Transcendental functions come from :mod:`.vmath` (vectorisable, about
+1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
 
 Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
 slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it; bodies
 use selects rather than branches, and ``error_model="numpy"`` gives IEEE division without
 zero checks. ``fastmath={"reassoc"}`` lets LLVM reorder the block's value sum; it allows
 reassociating every other float operation of a kernel too (``2 * (d / n)`` may become
-``(2 * d) / n``), so bodies are written in forms reassociation cannot spoil (``d / (0.5 * n)``)
-and the tests hold every kernel to the spec. No NaN/inf assumptions, no reciprocal division.
-Block sums are added pairwise.
+``(2 * d) / n``), so bodies (and terms) are written in forms reassociation cannot spoil
+(``d / (0.5 * n)``) and the tests hold every kernel to the spec. No NaN/inf assumptions, no
+reciprocal division. Block sums are added pairwise.
 
 Every kernel exists twice, in :data:`PARALLEL` (blocks spread over numba's thread pool) and in
 :data:`SERIAL` (the same function compiled without the pool, for small inputs and for forked
@@ -44,7 +40,6 @@ from numba import njit, prange
 from torchlean.kernels import vmath
 
 _CHUNK = 1024
-_NAN = math.nan
 _JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
         "error_model": "numpy"}
 
@@ -76,252 +71,6 @@ def _pairwise(x):  # type: ignore[no-untyped-def]
             x[i] += x[m - 1 - i]
         m -= h
     return x[0] if x.size else 0.0
-
-
-@njit(inline="always")
-def _log_clipped(x: float, eps: float, hi: float) -> tuple[float, float]:
-    """The spec's ``(log(q), log(1 - q))``, ``q = clamp(x, eps, hi)``: below 1/2 through ``q``,
-    from 1/2 on through ``r = clamp(1 - x, eps, hi)`` (``1 - x`` is exact there)."""
-    q = _clamp(x, eps, hi)
-    r = _clamp(1.0 - x, eps, hi)
-    low = 2.0 * x < 1.0
-    la = vmath.log(q if low else r)
-    lb = vmath.log1p(-q if low else -r)
-    return (la if low else lb), (lb if low else la)
-
-
-@njit(inline="always")
-def _sign(d: float) -> float:
-    # sign(0) = 0 and sign(nan) = nan, as the spec's ``sign``.
-    return 1.0 if d > 0.0 else (-1.0 if d < 0.0 else d)
-
-
-@njit(inline="always")
-def _clamp(p: float, lo: float, hi: float) -> float:
-    # NaN-propagating clamp, as ``minimum(maximum(p, lo), hi)`` of the spec.
-    if p != p:
-        return p
-    return min(max(p, lo), hi)
-
-
-# ------------------------------------------------------------------------------------------
-# Per-element terms: (value term, derivative term before the division by n)
-# ------------------------------------------------------------------------------------------
-
-
-@njit(inline="always")
-def _log_cosh_term(d: float) -> tuple[float, float]:
-    """``(log(cosh(d)), tanh(d))`` from ONE ``expm1`` and ONE ``log1p``.
-
-    With ``a = |d|`` and ``v = expm1(-a)`` in ``(-1, 0]``:
-    ``expm1(a) * -expm1(-a) = v**2 / (1 + v)`` and ``expm1(-2a) = v (2 + v)``, so
-    the spec's two branches are
-    ``log1p(v**2 / (2 (1 + v)))`` (``a < 1``) and ``a + log1p(v (2 + v) / 2)``; and
-    ``tanh(a) = -u / (2 + u)`` with ``u = v (2 + v)``. No step cancels (``1 + v``, ``2 + v``,
-    ``2 + u`` stay >= 0.36 where they divide), so each result is within a few float64 ulps of
-    the spec's.
-    """
-    a = abs(d)
-    v = vmath.expm1(-a)
-    u = v * (2.0 + v)
-    small = a < 1.0
-    lg = vmath.log1p(v * v / (2.0 * (1.0 + v)) if small else u / 2.0)
-    val = lg if small else a + lg
-    th = -u / (2.0 + u)
-    th = -th if d < 0.0 else th
-    return val, th
-
-
-# ------------------------------------------------------------------------------------------
-# Elementwise kernels
-# ------------------------------------------------------------------------------------------
-
-
-@_kernel
-def mse(p, t, g, n):  # type: ignore[no-untyped-def]
-    """value term ``d**2``; derivative ``2 (d / n)`` (``2 d`` alone may overflow)."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            d = np.float64(pc[i]) - np.float64(tc[i])
-            s += d * d
-            gc[i] = d / (0.5 * n)  # 2 d / n in one rounding, without forming 2 d
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def mae(p, t, g, n):  # type: ignore[no-untyped-def]
-    """value term ``|d|``; derivative ``sign(d) / n``."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            d = np.float64(pc[i]) - np.float64(tc[i])
-            s += abs(d)
-            gc[i] = _sign(d) / n
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def huber(p, t, g, n, delta):  # type: ignore[no-untyped-def]
-    """value term ``d**2 / (2 delta)`` if ``|d| < delta`` else ``|d| - delta / 2``;
-    derivative ``(d / delta`` or ``sign(d)) / n``. ``delta > 0`` (0 goes to :func:`mae`)."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            d = np.float64(pc[i]) - np.float64(tc[i])
-            a = abs(d)
-            inside = a < delta
-            # selects, not branches, so the loop vectorises
-            s += d * d / (2.0 * delta) if inside else a - delta / 2.0
-            gc[i] = d / delta / n if inside else _sign(d) / n
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def cross_entropy(p, t, g, n, eps, hi):  # type: ignore[no-untyped-def]
-    """value term ``t log(clamp(p, eps, hi))`` (the caller negates the sum); derivative
-    ``-t / p / n`` strictly inside (``eps < p`` and ``eps < 1 - p``), else 0; NaN where ``p`` or
-    ``t`` is NaN."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            x = np.float64(pc[i])
-            y = np.float64(tc[i])
-            lq, _ = _log_clipped(x, eps, hi)
-            s += y * lq
-            q = _clamp(x, eps, hi)
-            gi = -y / q / n if (eps < x and eps < 1.0 - x) else 0.0
-            gc[i] = gi if (x == x and y == y) else _NAN
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def hinge(p, t, g, n):  # type: ignore[no-untyped-def]
-    """value term ``max(0, 1 - t x)`` (NaN-propagating); derivative ``-t / n`` where
-    ``1 - t x > 0``, else 0; NaN where ``x`` or ``t`` is NaN."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            x = np.float64(pc[i])
-            y = np.float64(tc[i])
-            mg = 1.0 - y * x
-            # selects, not branches, so the loop vectorises
-            s += mg if (mg > 0.0 or mg != mg) else 0.0
-            gi = -y / n if mg > 0.0 else 0.0
-            gc[i] = gi if (x == x and y == y) else _NAN
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def poisson(p, t, g, n, check):  # type: ignore[no-untyped-def]
-    """value term ``exp(x) - t x``; derivative ``(exp(x) - t) / n``, as the spec forms it:
-    ``expm1(x) - (t - 1)`` for ``1/2 <= t <= 2``. Returns ``(sum, bad)``, ``bad`` the number of
-    targets < 0 when ``check`` (NaN is not counted)."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    bads = np.zeros(nb, dtype=np.int64)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        nbad = 0
-        for i in range(k1 - k0):
-            x = np.float64(pc[i])
-            y = np.float64(tc[i])
-            e = vmath.exp(x)
-            s += e - y * x
-            near_one = 2.0 * y >= 1.0 and y <= 2.0
-            gc[i] = ((vmath.expm1(x) - (y - 1.0)) if near_one else (e - y)) / n
-            nbad += 1 if y < 0.0 else 0
-        parts[b] = s
-        bads[b] = nbad
-    return _pairwise(parts), (bads.sum() if check else 0)
-
-
-@_kernel
-def log_cosh(p, t, g, n):  # type: ignore[no-untyped-def]
-    """value term ``log(cosh(d))``; derivative ``tanh(d) / n`` (see :func:`_log_cosh_term`)."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        for i in range(k1 - k0):
-            v, th = _log_cosh_term(np.float64(pc[i]) - np.float64(tc[i]))
-            s += v
-            gc[i] = th / n
-        parts[b] = s
-    return _pairwise(parts)
-
-
-@_kernel
-def binary_cross_entropy(p, t, g, n, eps, hi, check):  # type: ignore[no-untyped-def]
-    """value term ``-(t log q + (1 - t) log(1 - q))``, ``q = clamp(p, eps, hi)``; derivative
-    ``(p - t) / (p (1 - p)) / n`` strictly inside (as cross_entropy), else 0; NaN where ``p`` or
-    ``t`` is NaN. Returns ``(sum, bad)``, ``bad`` the number of targets outside [0, 1] when
-    ``check``."""
-    m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
-    parts = np.zeros(nb)
-    bads = np.zeros(nb, dtype=np.int64)
-    for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
-        pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
-        s = 0.0
-        nbad = 0
-        for i in range(k1 - k0):
-            x = np.float64(pc[i])
-            y = np.float64(tc[i])
-            lq, l1q = _log_clipped(x, eps, hi)
-            s += -(y * lq + (1.0 - y) * l1q)
-            q = _clamp(x, eps, hi)
-            gi = (q - y) / (q * (1.0 - q)) / n if (eps < x and eps < 1.0 - x) else 0.0
-            gc[i] = gi if (x == x and y == y) else _NAN
-            nbad += 1 if (y < 0.0 or y > 1.0) else 0
-        parts[b] = s
-        bads[b] = nbad
-    return _pairwise(parts), (bads.sum() if check else 0)
 
 
 # ------------------------------------------------------------------------------------------

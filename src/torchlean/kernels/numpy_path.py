@@ -22,21 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from torchlean.spec.core.tensor import check_delta, check_epsilon
-from torchlean.spec.layers.loss import EPSILON
-
-__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "release_pool",
-           "value_and_deriv"]
+__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "cosine",
+           "elementwise", "logits", "release_pool", "value_and_deriv"]
 
 #: elements per block for layouts that are read through a contiguous copy
 BLOCK = 1 << 16
 #: below this many elements the single-threaded kernels run: waking the thread pool costs more
 #: than the work, and on a busy machine a descheduled worker stalls a small call
 SERIAL_BELOW = 1 << 17
-#: the losses whose elements cost several ns (transcendental functions) split earlier
+#: kernels whose elements cost several ns (``heavy``: transcendental functions) split earlier
 SERIAL_BELOW_HEAVY = 1 << 14
-_HEAVY = frozenset({"cross_entropy", "cross_entropy_logits", "poisson", "log_cosh",
-                    "binary_cross_entropy"})
 
 #: derivatives at least this large are carved from a recycled per-thread buffer (see _alloc)
 POOL_MIN_BYTES = 1 << 22
@@ -103,10 +98,9 @@ def _flat(x: np.ndarray, order: str) -> np.ndarray:
     return x.reshape(-1, order=order)  # a view: x is contiguous in this order
 
 
-def _elementwise(kernel: Callable[..., Any], p: np.ndarray, t: np.ndarray,
+def _elementwise(kernel: Callable[..., Any], p: np.ndarray, t: np.ndarray, n: float,
                  args: tuple[Any, ...]) -> tuple[Any, np.ndarray]:
     """Run an elementwise kernel over all of ``p``; return (kernel result(s) summed, derivative)."""
-    n = float(max(p.size, 1))
     order = _layout(p, t)
     if order is not None:
         g = _alloc(p.shape, p.dtype, order)
@@ -136,23 +130,50 @@ def _finish(value: float, g: np.ndarray, dtype: np.dtype) -> tuple[Any, Any]:
     return v, (g[()] if g.ndim == 0 else g)
 
 
-def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | None:
+def _numba(parallel: bool) -> Any:
+    """The slice and whole losses' compiled kernels: the pool's or their twins."""
+    from torchlean.kernels import _kernels, kernel_set
+
+    return kernel_set(_kernels(), parallel)
+
+
+def elementwise(kern: Any, decl: Any, p: np.ndarray, t: np.ndarray, params: tuple[float, ...],
+                check: bool, parallel: bool) -> tuple[float, np.ndarray] | None:
+    """An elementwise declaration through the skeleton built from its term: the reduction's
+    value and the derivative, or None when a target lies outside the checked domain."""
+    from torchlean.kernels import kernel_set
+    from torchlean.kernels.skeleton import build
+
+    dom = decl.domain
+    built = build(kern, len(params), dom.target_lo, dom.target_hi)
+    n = float(max(p.size, 1)) if decl.reduction == "mean" else 1.0
+    (s, bad), g = _elementwise(kernel_set(built, parallel), p, t, n, (check, params))
+    if bad:
+        return None  # the spec raises the DomainError with its message
+    return s / n, g
+
+
+def logits(z: np.ndarray, t: np.ndarray, params: tuple[float, ...], check: bool,
+           parallel: bool) -> tuple[float, np.ndarray] | None:
+    """Cross-entropy on logits: rows of the last axis through the row kernel."""
     if z.ndim == 0 or z.size == 0:
         return None  # the spec raises (0-d) or returns its empty-input result
+    k = _numba(parallel)
     n = float(z.size)
     cols = z.shape[-1]
     narrow = z.dtype == np.float32
     g = _alloc(z.shape, z.dtype, "C")
     if z.flags.c_contiguous and t.flags.c_contiguous:
-        return k.cross_entropy_logits(z.reshape(-1, cols), t.reshape(-1, cols),
-                                      g.reshape(-1, cols), n, narrow), g
+        total = k.cross_entropy_logits(z.reshape(-1, cols), t.reshape(-1, cols),
+                                       g.reshape(-1, cols), n, narrow)
+        return -total / n, g
     total = 0.0
     for idx in _blocks(z.shape, BLOCK, keep_last=True):
         zb = np.ascontiguousarray(z[idx]).reshape(-1, cols)
         tb = np.ascontiguousarray(t[idx]).reshape(-1, cols)
         total += k.cross_entropy_logits(zb, tb, g[idx].reshape(-1, cols), n, narrow)
         del zb, tb
-    return total, g
+    return -total / n, g
 
 
 # Below this a float64 sum of squares may have lost its terms to underflow (and above it, an
@@ -160,8 +181,11 @@ def _logits(k: Any, z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray] | 
 _TINY_SQUARES = 2.0**-900
 
 
-def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
-            epsilon: float) -> tuple[float, np.ndarray] | None:
+def cosine(p: np.ndarray, t: np.ndarray, params: tuple[float, ...], check: bool,
+           parallel: bool) -> tuple[float, np.ndarray] | None:
+    """Cosine similarity: the three sums, then the derivative (and ``|u - v|**2``)."""
+    (epsilon,) = params
+    k = _numba(parallel)
     order = _layout(p, t)
     if order is not None:
         pieces: list[Index] | None = None
@@ -209,19 +233,14 @@ def _cosine(k: Any, p: np.ndarray, t: np.ndarray,
     return value, g
 
 
-def value_and_deriv(k: Any, name: str, p: np.ndarray, t: np.ndarray,
-                    kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
-    """``(value, derivative)`` of loss ``name`` through the kernels module ``k``, or None."""
+def value_and_deriv(decl: Any, kern: Any, p: np.ndarray, t: np.ndarray,
+                    kwargs: dict[str, Any], parallel: bool | None = None
+                    ) -> tuple[Any, Any] | None:
+    """``(value, derivative)`` of the declaration ``decl`` through its kernel ``kern`` (see
+    :mod:`torchlean.kernels.kernel`), or None. ``parallel``: the thread pool's kernels or their
+    single-threaded twins (default: by size)."""
     if p.dtype not in _FLOATS or p.shape != t.shape:
         return None
-    from torchlean.kernels import kernel_set
-
-    parallel = p.size >= (SERIAL_BELOW_HEAVY if name in _HEAVY else SERIAL_BELOW)
-    return _dispatch(kernel_set(k, parallel), name, p, t, kwargs)
-
-
-def _dispatch(k: Any, name: str, p: np.ndarray, t: np.ndarray,
-              kwargs: dict[str, Any]) -> tuple[Any, Any] | None:
     dtype = p.dtype
     if t.dtype != dtype:
         # Exact conversions only (bool, small ints, float32 -> float64): same numbers as the
@@ -229,45 +248,11 @@ def _dispatch(k: Any, name: str, p: np.ndarray, t: np.ndarray,
         if t.dtype.kind not in "biuf" or not np.can_cast(t.dtype, dtype, "safe"):
             return None
         t = t.astype(dtype)
+    params = tuple(decl.checked_params(kwargs).values())
     check = bool(kwargs.get("check_domain", True))
-    if name == "mse":
-        s, g = _elementwise(k.mse, p, t, ())
-    elif name == "mae":
-        s, g = _elementwise(k.mae, p, t, ())
-    elif name == "huber":
-        delta = check_delta(kwargs.get("delta", 1.0))
-        if delta == 0:
-            s, g = _elementwise(k.mae, p, t, ())
-        else:
-            s, g = _elementwise(k.huber, p, t, (float(delta),))
-    elif name == "cross_entropy":
-        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
-        s, g = _elementwise(k.cross_entropy, p, t, (float(eps), 1 - eps))
-        s = -s
-    elif name == "hinge":
-        s, g = _elementwise(k.hinge, p, t, ())
-    elif name == "poisson":
-        (s, bad), g = _elementwise(k.poisson, p, t, (check,))
-        if bad:
-            return None
-    elif name == "log_cosh":
-        s, g = _elementwise(k.log_cosh, p, t, ())
-    elif name == "binary_cross_entropy":
-        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
-        (s, bad), g = _elementwise(k.binary_cross_entropy, p, t, (float(eps), 1 - eps, check))
-        if bad:
-            return None
-    elif name == "cross_entropy_logits":
-        out = _logits(k, p, t)
-        if out is None:
-            return None
-        s, g = -out[0], out[1]
-    elif name == "cosine_similarity":
-        eps = check_epsilon(kwargs.get("epsilon", EPSILON))
-        res = _cosine(k, p, t, float(eps))
-        if res is None:
-            return None
-        return _finish(res[0], res[1], dtype)
-    else:
+    if parallel is None:
+        parallel = p.size >= (SERIAL_BELOW_HEAVY if kern.heavy else SERIAL_BELOW)
+    out = kern.run(decl, p, t, params, check, parallel)
+    if out is None:
         return None
-    return _finish(s / max(p.size, 1), g, dtype)
+    return _finish(out[0], out[1], dtype)

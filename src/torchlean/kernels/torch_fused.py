@@ -9,24 +9,23 @@ dtype (a device without float64 is left to the spec). The formulas restate those
 :mod:`torchlean.spec.layers.loss` (log-cosh as in :func:`.numba_kernels._log_cosh_term`);
 ``tests/test_kernels.py`` holds them equal to the spec.
 
-Each function takes float64 tensors ``p``, ``t`` of one shape and returns float64 ``(value,
-derivative)``, or None when the spec must run (a target outside the checked domain, an empty or
-0-d input to cross-entropy on logits).
+Each op takes float64 tensors ``p``, ``t`` of one shape, the reduction's denominator ``n`` and
+the loss's parameters in declaration order (checked by their validators), and returns float64
+``(value, derivative)``, or None when the spec must run (an empty or 0-d input to cross-entropy
+on logits, ...). A declaration's kernel names its op (``torch=`` of
+:mod:`torchlean.kernels.kernel`); :func:`run` checks the declared target domain before it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from torchlean.contexts.torch_support import fixed_order_sum
-from torchlean.spec.core.tensor import check_delta, check_epsilon
-from torchlean.spec.layers.loss import EPSILON
 
-__all__ = ["FUSED", "value_and_deriv"]
+__all__ = ["run", "value_and_deriv"]
 
 Tensor = torch.Tensor
 Result = tuple[Tensor, Tensor] | None
@@ -50,22 +49,21 @@ def _sign(d: Tensor) -> Tensor:
     return _keep_nan(torch.sign(d), d)
 
 
-def _mse(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+def mse(p: Tensor, t: Tensor, n: int) -> Result:
     d = p - t
     v = _sum(d * d)
     return v / n, d.div_(n).mul_(2)  # 2 (d / n): 2 d alone may overflow
 
 
-def _mae(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+def mae(p: Tensor, t: Tensor, n: int) -> Result:
     d = p - t
     v = _sum(torch.abs(d))
     return v / n, _sign(d).div_(n)
 
 
-def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    dl = float(check_delta(kw.get("delta", 1.0)))
+def huber(p: Tensor, t: Tensor, n: int, dl: float) -> Result:
     if dl == 0:
-        return _mae(p, t, n, kw)
+        return mae(p, t, n)
     d = p - t
     a = torch.abs(d)
     inside = a < dl
@@ -73,11 +71,25 @@ def _huber(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     return v / n, torch.where(inside, d / dl, _sign(d)).div_(n)
 
 
-def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def pseudo_huber(p: Tensor, t: Tensor, n: int, dl: float) -> Result:
+    # the declaration's forms on either side of |d| = delta (see its kernel term)
+    d = p - t
+    a = torch.abs(d / dl)
+    small = a < 1
+    m = torch.where(small, a, 1.0)
+    b = torch.where(small, 1.0, a)  # NaN takes this branch and keeps it
+    ib = 1 / b
+    sm = torch.sqrt(1 + m * m)
+    sb = torch.sqrt(1 + ib * ib)
+    v = _sum((dl * dl) * torch.where(small, m * m / (sm + 1), b * sb - 1))
+    g = torch.where(small, d / sm, _sign(d) * dl / sb)
+    return v / n, g.div_(n)
+
+
+def _clip(p: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(q, log(q), log(1 - q), inside)`` as the spec forms them: ``q = clamp(p, eps, 1 - eps)``
     (NaN-propagating), the logs through ``1 - p`` (exact) from ``p = 1/2`` on, and the strict
     interior tested as ``eps < p`` and ``eps < 1 - p``."""
-    eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
     hi = 1 - eps
     q = torch.clamp(p, eps, hi)
     r = torch.clamp(1 - p, eps, hi)
@@ -88,23 +100,21 @@ def _clip(p: Tensor, kw: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor
     return q, torch.where(low, la, lb), torch.where(low, lb, la), inside
 
 
-def _cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    q, log_q, _, inside = _clip(p, kw)
+def cross_entropy(p: Tensor, t: Tensor, n: int, eps: float) -> Result:
+    q, log_q, _, inside = _clip(p, eps)
     v = -_sum(t * log_q)
     g = _keep_nan(torch.where(inside, -t / q, 0.0), p, t)
     return v / n, g.div_(n)
 
 
-def _hinge(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+def hinge(p: Tensor, t: Tensor, n: int) -> Result:
     m = 1 - t * p
     v = _sum(torch.clamp(m, min=0))  # clamp keeps NaN, as the spec's maximum
     g = _keep_nan(torch.where(m > 0, -t, 0.0), p, t)
     return v / n, g.div_(n)
 
 
-def _poisson(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    if kw.get("check_domain", True) and bool(torch.any(t < 0)):
-        return None
+def poisson(p: Tensor, t: Tensor, n: int) -> Result:
     e = torch.exp(p)
     v = _sum(e - t * p)
     # the spec's form for counts near 1: expm1(x) - (t - 1), exact in t - 1
@@ -113,7 +123,7 @@ def _poisson(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     return v / n, g.div_(n)
 
 
-def _log_cosh(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+def log_cosh(p: Tensor, t: Tensor, n: int) -> Result:
     d = p - t
     a = torch.abs(d)
     w = torch.expm1(-a)
@@ -125,16 +135,14 @@ def _log_cosh(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
     return v / n, torch.copysign(th, d).div_(n)
 
 
-def _binary_cross_entropy(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    if kw.get("check_domain", True) and bool(torch.any((t < 0) | (t > 1))):
-        return None
-    q, log_q, log_1mq, inside = _clip(p, kw)
+def binary_cross_entropy(p: Tensor, t: Tensor, n: int, eps: float) -> Result:
+    q, log_q, log_1mq, inside = _clip(p, eps)
     v = -_sum(t * log_q + (1 - t) * log_1mq)
     g = _keep_nan(torch.where(inside, (q - t) / (q * (1 - q)), 0.0), p, t)
     return v / n, g.div_(n)
 
 
-def _cross_entropy_logits(z: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
+def cross_entropy_logits(z: Tensor, t: Tensor, n: int) -> Result:
     if z.ndim == 0 or z.numel() == 0:
         return None
     m = torch.amax(z, dim=-1, keepdim=True)  # NaN-propagating
@@ -167,8 +175,7 @@ def _norm(x: Tensor) -> float:
     return math.sqrt(float(_sum(x * x)))
 
 
-def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Result:
-    eps = float(check_epsilon(kw.get("epsilon", EPSILON)))
+def cosine_similarity(p: Tensor, t: Tensor, n: int, eps: float) -> Result:
     if eps < 2.0**-400:
         return None  # the clamped norms' product may underflow to 0: the spec decides
     if p.is_meta:
@@ -190,33 +197,41 @@ def _cosine_similarity(p: Tensor, t: Tensor, n: int, kw: dict[str, Any]) -> Resu
     return value, t.neg().div_(eps * big_t)
 
 
-FUSED: dict[str, Callable[[Tensor, Tensor, int, dict[str, Any]], Result]] = {
-    "mse": _mse,
-    "mae": _mae,
-    "huber": _huber,
-    "cross_entropy": _cross_entropy,
-    "cross_entropy_logits": _cross_entropy_logits,
-    "hinge": _hinge,
-    "poisson": _poisson,
-    "cosine_similarity": _cosine_similarity,
-    "log_cosh": _log_cosh,
-    "binary_cross_entropy": _binary_cross_entropy,
-}
+def run(decl: Any, kern: Any, p: Tensor, t: Tensor,
+        kwargs: dict[str, Any]) -> tuple[Tensor, Tensor] | None:
+    """``(value, derivative)`` of the declaration ``decl`` through its kernel's fused op, for
+    validated tensors ``p``, ``t`` (same shape and device, ``p`` floating), in ``p``'s dtype;
+    None where the kernel has no torch op or the spec must run."""
+    from torchlean.kernels.kernel import torch_op
 
-
-def value_and_deriv(name: str, p: Tensor, t: Tensor,
-                    kwargs: dict[str, Any]) -> tuple[Tensor, Tensor] | None:
-    """``(value, derivative)`` of ``name`` for validated tensors ``p``, ``t`` (same shape and
-    device, ``p`` floating), in ``p``'s dtype; None where the spec must run."""
-    fn = FUSED.get(name)
-    if fn is None or p.device.type == "mps":
+    op = torch_op(kern)
+    if op is None or p.device.type == "mps":
         return None
     out_dtype = p.dtype
     with torch.no_grad():
         pw = p.detach().to(torch.float64)
         tw = t.detach().to(torch.float64)
-        res = fn(pw, tw, max(p.numel(), 1), kwargs)
+        dom = decl.domain
+        if dom.checked and kwargs.get("check_domain", True):
+            lo = -math.inf if dom.target_lo is None else dom.target_lo
+            hi = math.inf if dom.target_hi is None else dom.target_hi
+            if bool(torch.any((tw < lo) | (tw > hi))):
+                return None  # the spec raises the DomainError with its message
+        params = tuple(decl.checked_params(kwargs).values())
+        n = max(p.numel(), 1) if decl.reduction == "mean" else 1
+        res = op(pw, tw, n, *params)
         if res is None:
             return None
         v, g = res
         return v.to(out_dtype), g.to(out_dtype)
+
+
+def value_and_deriv(name: str, p: Tensor, t: Tensor,
+                    kwargs: dict[str, Any]) -> tuple[Tensor, Tensor] | None:
+    """:func:`run` for the registered loss ``name`` (None when it declares no kernel)."""
+    from torchlean.kernels.kernel import resolve
+    from torchlean.spec.core.declaration import registered
+
+    decl = registered(name)
+    kern = resolve(decl)
+    return None if kern is None else run(decl, kern, p, t, kwargs)

@@ -1,5 +1,5 @@
-"""The PyTorch fast path: validation, then the numba kernels on zero-copy NumPy views (CPU, with
-numba) or :mod:`.torch_fused` (other devices, or no numba).
+"""The PyTorch fast path: validation, then the declared kernel on zero-copy NumPy views (CPU,
+with numba) or its fused torch op (:mod:`.torch_fused`: other devices, or no numba).
 
 Inputs the fast path does not take (mismatched shapes, devices or layouts, non-floating
 ``predicted``, complex targets, ...) return None, so the spec runs and raises its own error.
@@ -41,20 +41,22 @@ def _as_numpy(x: torch.Tensor) -> np.ndarray | None:
         return None  # a dtype NumPy lacks (bfloat16, ...)
 
 
-def value_and_deriv(name: str, p: torch.Tensor, t: torch.Tensor, kwargs: dict[str, Any],
-                    kernels: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(value, derivative)`` tensors in ``p``'s dtype and device, or None."""
+def value_and_deriv(decl: Any, kern: Any, p: torch.Tensor, t: torch.Tensor,
+                    kwargs: dict[str, Any],
+                    numba_ok: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(value, derivative)`` tensors in ``p``'s dtype and device through the declaration's
+    kernel ``kern``, or None."""
     if (p.layout is not torch.strided or t.layout is not torch.strided
             or not p.dtype.is_floating_point or t.dtype.is_complex
             or p.device != t.device or p.shape != t.shape):
         return None
-    if kernels and p.device.type == "cpu" and p.dtype in _NUMPY_OK:
+    if numba_ok and p.device.type == "cpu" and p.dtype in _NUMPY_OK:
         pn, tn = _as_numpy(p), _as_numpy(t)
         if pn is not None and tn is not None:
-            out = numpy_path.value_and_deriv(kernels, name, pn, tn, kwargs)
+            out = numpy_path.value_and_deriv(decl, kern, pn, tn, kwargs)
             if out is not None:
                 v, g = out
                 return torch.from_numpy(np.asarray(v)), torch.from_numpy(np.asarray(g))
     # also where the kernels defer (a domain error, a norm out of range): the fused ops defer
     # to the spec in turn exactly where it raises
-    return torch_fused.value_and_deriv(name, p, t, kwargs)
+    return torch_fused.run(decl, kern, p, t, kwargs)

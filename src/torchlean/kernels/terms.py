@@ -1,0 +1,170 @@
+"""The package's fused kernels, which its declarations name
+(``kernel="torchlean.kernels.terms:mse"``).
+
+Elementwise losses: a scalar term each (see :mod:`torchlean.kernels.kernel`), restating the
+declaration's value and derivative terms in scalar form and in the spec's order of operations;
+only log-cosh is rearranged (:func:`_log_cosh`). ``tests/test_kernels.py`` holds each to the
+spec within the bounds of ``docs/performance.md``. Every element arrives as float64; selects,
+not branches, keep the skeleton's loop vectorisable.
+
+Cross-entropy on logits and cosine similarity keep their own kernels
+(:mod:`torchlean.kernels.numba_kernels`, laid out by :mod:`torchlean.kernels.numpy_path`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from torchlean.kernels.kernel import Special, elementwise
+
+try:
+    from torchlean.kernels import vmath
+    from torchlean.kernels.scalar import clamp, log_clipped, sign
+except ImportError:  # no numba: the terms never compile, and the torch ops below still serve
+    pass
+
+_OPS = "torchlean.kernels.torch_fused:"
+
+
+@elementwise(torch=_OPS + "mse")
+def mse(p: float, t: float, n: float) -> tuple[float, float]:
+    d = p - t
+    return d * d, d / (0.5 * n)  # 2 d / n in one rounding, without forming 2 d
+
+
+@elementwise(torch=_OPS + "mae")
+def mae(p: float, t: float, n: float) -> tuple[float, float]:
+    d = p - t
+    return abs(d), sign(d) / n
+
+
+@elementwise(torch=_OPS + "huber")
+def huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
+    # delta = 0 is the mae: nothing is inside, |d| - 0 is |d|
+    d = p - t
+    a = abs(d)
+    inside = a < delta
+    return ((d * d / (2.0 * delta) if inside else a - delta / 2.0),
+            (d / delta / n if inside else sign(d) / n))
+
+
+@elementwise(heavy=True, torch=_OPS + "pseudo_huber")
+def pseudo_huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
+    # the declaration's forms: below |d| = delta through m = |d / delta|, above through
+    # b = |d / delta| and 1 / b (NaN takes the second branch, which keeps it)
+    d = p - t
+    a = abs(d / delta)
+    small = a < 1.0
+    m = a if small else 1.0
+    b = 1.0 if small else a
+    ib = 1.0 / b
+    sm = math.sqrt(1.0 + m * m)
+    sb = math.sqrt(1.0 + ib * ib)
+    v = m * m / (sm + 1.0) if small else b * sb - 1.0
+    g = d / sm if small else sign(d) * delta / sb
+    return delta * delta * v, g / n
+
+
+@elementwise(heavy=True, torch=_OPS + "cross_entropy")
+def cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
+    # derivative -t / p / n strictly inside (eps < p and eps < 1 - p), else 0; NaN in, NaN out
+    hi = 1.0 - eps
+    lq, _ = log_clipped(p, eps, hi)
+    q = clamp(p, eps, hi)
+    gi = -t / q / n if (eps < p and eps < 1.0 - p) else 0.0
+    return -(t * lq), (gi if (p == p and t == t) else math.nan)
+
+
+@elementwise(torch=_OPS + "hinge")
+def hinge(p: float, t: float, n: float) -> tuple[float, float]:
+    mg = 1.0 - t * p
+    gi = -t / n if mg > 0.0 else 0.0
+    return ((mg if (mg > 0.0 or mg != mg) else 0.0),
+            (gi if (p == p and t == t) else math.nan))
+
+
+def _poisson_scales(p: np.ndarray, t: np.ndarray,
+                    params: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+    # exp(x) - t cancels: ulps of the larger term (3 of them: vmath's exp is within 2 ulps of
+    # NumPy's, and the difference rounds once more; 2.07 measured at t = 0.059, x = 2.16)
+    n = max(p.size, 1)
+    e = np.exp(p)
+    return (e + np.abs(t)) / n, float(np.mean(e + np.abs(t * p))) if p.size else 0.0
+
+
+@elementwise(heavy=True, torch=_OPS + "poisson", deriv_ulps=3, scales=_poisson_scales)
+def poisson(p: float, t: float, n: float) -> tuple[float, float]:
+    # the derivative as the spec forms it: expm1(x) - (t - 1) for 1/2 <= t <= 2
+    e = vmath.exp(p)
+    near_one = 2.0 * t >= 1.0 and t <= 2.0
+    return e - t * p, ((vmath.expm1(p) - (t - 1.0)) if near_one else (e - t)) / n
+
+
+@elementwise(heavy=True, torch=_OPS + "log_cosh", deriv_ulps=8)
+def log_cosh(p: float, t: float, n: float) -> tuple[float, float]:
+    """``(log(cosh(d)), tanh(d) / n)`` from ONE ``expm1`` and ONE ``log1p``.
+
+    With ``a = |d|`` and ``v = expm1(-a)`` in ``(-1, 0]``:
+    ``expm1(a) * -expm1(-a) = v**2 / (1 + v)`` and ``expm1(-2a) = v (2 + v)``, so
+    the spec's two branches are
+    ``log1p(v**2 / (2 (1 + v)))`` (``a < 1``) and ``a + log1p(v (2 + v) / 2)``; and
+    ``tanh(a) = -u / (2 + u)`` with ``u = v (2 + v)``. No step cancels (``1 + v``, ``2 + v``,
+    ``2 + u`` stay >= 0.36 where they divide), so each result is within a few float64 ulps of
+    the spec's.
+    """
+    d = p - t
+    a = abs(d)
+    v = vmath.expm1(-a)
+    u = v * (2.0 + v)
+    small = a < 1.0
+    lg = vmath.log1p(v * v / (2.0 * (1.0 + v)) if small else u / 2.0)
+    val = lg if small else a + lg
+    th = -u / (2.0 + u)
+    th = -th if d < 0.0 else th
+    return val, th / n
+
+
+@elementwise(heavy=True, torch=_OPS + "binary_cross_entropy")
+def binary_cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
+    # derivative (p - t) / (p (1 - p)) / n strictly inside (as cross_entropy), else 0
+    hi = 1.0 - eps
+    lq, l1q = log_clipped(p, eps, hi)
+    q = clamp(p, eps, hi)
+    gi = (q - t) / (q * (1.0 - q)) / n if (eps < p and eps < 1.0 - p) else 0.0
+    return -(t * lq + (1.0 - t) * l1q), (gi if (p == p and t == t) else math.nan)
+
+
+def _logits_scales(z: np.ndarray, t: np.ndarray,
+                   params: Mapping[str, Any]) -> tuple[np.ndarray | None, None]:
+    # softmax * mass - t cancels: ulps of (softmax * sum|t| + |t|) / n
+    if not (z.ndim and z.size):
+        return None, None
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    sm = e / e.sum(axis=-1, keepdims=True)
+    return (sm * np.abs(t).sum(axis=-1, keepdims=True) + np.abs(t)) / z.size, None
+
+
+cross_entropy_logits = Special(
+    numpy="torchlean.kernels.numpy_path:logits", heavy=True,
+    torch=_OPS + "cross_entropy_logits", deriv_ulps=8, scales=_logits_scales)
+
+
+def _cosine_scales(p: np.ndarray, t: np.ndarray,
+                   params: Mapping[str, Any]) -> tuple[np.ndarray | None, float]:
+    # the two terms of the derivative cancel, and the dot product's rounding scale is
+    # sum |p t|, not |p . t|; the value is ulps of 1
+    eps = params["epsilon"]
+    pn, tn = np.linalg.norm(p), max(np.linalg.norm(t), eps)
+    if not pn > eps:
+        return None, 1.0
+    a = float(np.sum(np.abs(p * t))) / pn**2
+    return (a * np.abs(p) + np.abs(t)) / (pn * tn), 1.0
+
+
+cosine_similarity = Special(
+    numpy="torchlean.kernels.numpy_path:cosine", torch=_OPS + "cosine_similarity",
+    deriv_ulps=8, scales=_cosine_scales)
