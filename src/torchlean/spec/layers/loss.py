@@ -166,7 +166,6 @@ def _mse_deriv(c: Context, p: Any, t: Any, *, n: int) -> Any:
 MSE: LossDeclaration = define_loss(
     "mse", formula="sum(d**2) / n", derivative_text="2 d / n",
     kernel="torchlean.kernels.terms:mse",
-    kernel="torchlean.kernels.terms:mse",
     torch_reference=lambda p, t: _F().mse_loss(p, t), torch_text="F.mse_loss(p, t)",
     deriv=_mse_deriv)(_mse)
 
@@ -205,7 +204,6 @@ def _mae_deriv(c: Context, p: Any, t: Any) -> Any:
 
 MAE: LossDeclaration = define_loss(
     "mae", formula="sum(|d|) / n", derivative_text="sign(d) / n, sign(0) = 0",
-    kernel="torchlean.kernels.terms:mae",
     kernel="torchlean.kernels.terms:mae",
     seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0")],
     torch_reference=lambda p, t: _F().l1_loss(p, t), torch_text="F.l1_loss(p, t)",
@@ -256,7 +254,6 @@ def _huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
 
 HUBER: LossDeclaration = define_loss(
     "huber", params=[_DELTA],
-    kernel="torchlean.kernels.terms:huber",
     kernel="torchlean.kernels.terms:huber",
     formula="sum(h(d)) / n, h(d) = d**2 / (2 delta) if |d| < delta else |d| - delta / 2",
     derivative_text="(d / delta if |d| < delta else sign(d)) / n",
@@ -332,7 +329,6 @@ def _pseudo_huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
 PSEUDO_HUBER: LossDeclaration = define_loss(
     "pseudo_huber",
     kernel="torchlean.kernels.terms:pseudo_huber",
-    kernel="torchlean.kernels.terms:pseudo_huber",
     params=[Param("delta", 1.0, _check_positive_delta, "scale of the quadratic region")],
     formula="sum(delta**2 (sqrt(1 + (d / delta)**2) - 1)) / n",
     derivative_text="d / sqrt(1 + (d / delta)**2) / n",
@@ -406,7 +402,6 @@ def _cross_entropy_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
 CROSS_ENTROPY: LossDeclaration = define_loss(
     "cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
     kernel="torchlean.kernels.terms:cross_entropy",
-    kernel="torchlean.kernels.terms:cross_entropy",
     formula="-sum(t log(clamp(p, eps, 1 - eps))) / n, n over ALL elements",
     derivative_text="-t / p / n where eps < p < 1 - eps, else 0",
     domain=Domain(predicted=(-0.2, 1.2), target=(0.0, 1.0),
@@ -474,7 +469,6 @@ def _cross_entropy_logits_deriv(c: Context, z: Any, t: Any) -> Any:
 CROSS_ENTROPY_LOGITS: LossDeclaration = define_loss(
     "cross_entropy_logits", kind="slice", arg_names=("logits", "target"),
     kernel="torchlean.kernels.terms:cross_entropy_logits",
-    kernel="torchlean.kernels.terms:cross_entropy_logits",
     formula="-sum(t log_softmax(z)) / n, softmax over the LAST axis, n over ALL elements",
     derivative_text="(softmax(z) sum_last(t) - t) / n",
     domain=Domain(target=(0.0, 2.0),
@@ -528,7 +522,6 @@ def _hinge_deriv(c: Context, x: Any, t: Any) -> Any:
 HINGE: LossDeclaration = define_loss(
     "hinge", formula="sum(max(0, 1 - t x)) / n",
     kernel="torchlean.kernels.terms:hinge",
-    kernel="torchlean.kernels.terms:hinge",
     derivative_text="-t / n where 1 - t x > 0, else 0",
     seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0")],
     domain=Domain(predicted=(-2.0, 3.0), labels=(-1.0, 1.0),
@@ -575,7 +568,6 @@ def _poisson_deriv(c: Context, x: Any, t: Any) -> Any:
 
 POISSON: LossDeclaration = define_loss(
     "poisson", formula="sum(exp(x) - t x) / n", derivative_text="(exp(x) - t) / n",
-    kernel="torchlean.kernels.terms:poisson",
     kernel="torchlean.kernels.terms:poisson",
     domain=Domain(target=(0.0, 5.0), target_lo=0.0, what="counts",
                   text="predicted: log-rates; target: counts >= 0 (checked)"),
@@ -682,7 +674,6 @@ def _cosine_similarity_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> A
 COSINE_SIMILARITY: LossDeclaration = define_loss(
     "cosine_similarity", kind="whole", params=[_NORM_EPS],
     kernel="torchlean.kernels.terms:cosine_similarity",
-    kernel="torchlean.kernels.terms:cosine_similarity",
     formula="1 - (p . t) / (max(||p||, eps) max(||t||, eps)), the whole tensor one vector",
     derivative_text="||p|| > eps: (p . t) / (||p||**3 T) p - t / (||p|| T); else "
                     "-t / (eps T); T = max(||t||, eps)",
@@ -760,7 +751,6 @@ def _log_cosh_deriv(c: Context, p: Any, t: Any) -> Any:
 LOG_COSH: LossDeclaration = define_loss(
     "log_cosh", formula="sum(log(cosh(d))) / n", derivative_text="tanh(d) / n",
     kernel="torchlean.kernels.terms:log_cosh",
-    kernel="torchlean.kernels.terms:log_cosh",
     kink_text="none",
     seams=[Seam("residual", lambda k, prm: k.const(-1), "d = -1", kink=False),
            Seam("residual", lambda k, prm: k.const(1), "d = 1", kink=False)],
@@ -811,7 +801,6 @@ def _bce_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
 
 BINARY_CROSS_ENTROPY: LossDeclaration = define_loss(
     "binary_cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
-    kernel="torchlean.kernels.terms:binary_cross_entropy",
     kernel="torchlean.kernels.terms:binary_cross_entropy",
     formula="mean of -(t log q + (1 - t) log(1 - q)), q = clamp(p, eps, 1 - eps)",
     derivative_text="(p - t) / (p (1 - p)) / n where eps < p < 1 - eps, else 0",
