@@ -1,12 +1,15 @@
 """Derivative certification: ``torchlean certify``.
 
-For every loss of :data:`torchlean.LOSSES`, five checks, each a function of the loss name and,
-optionally, a replacement ``(value_fn, deriv_fn)`` pair:
+For every loss of :data:`torchlean.LOSSES` (or of a user's module, :func:`load_module`), five
+checks, each a function of a declaration (or a registered loss's name) and, optionally, a
+replacement ``(value_fn, deriv_fn)`` pair; where they look is read from the declaration
+(:mod:`torchlean.certify.plans`):
 
 - :func:`check_symbolic` (a): the derivative spec equals sympy's derivative of the value spec
   on each branch region;
-- :func:`check_kinks` (b): at each kink the chosen derivative lies between the one-sided
-  derivatives (50-digit difference quotients of the value);
+- :func:`check_kinks` (b): at each declared kink the chosen derivative lies between the
+  one-sided derivatives, and equals both at smooth seams and ordinary points (50-digit
+  difference quotients of the value);
 - :func:`check_intervals` (c): arb enclosures contain the 50-digit values at sampled points;
 - :func:`check_floats` (d): float64 and float32 results against the 50-digit oracle, in ulps;
 - :func:`check_frameworks` (e): agreement with PyTorch autograd where the semantics agree.
@@ -22,6 +25,7 @@ from torchlean.certify.floats import THRESHOLDS, check_floats
 from torchlean.certify.frameworks import check_frameworks
 from torchlean.certify.intervals import check_intervals
 from torchlean.certify.kinks import check_kinks
+from torchlean.certify.modules import UserModule, load_module
 from torchlean.certify.report import render, write_json
 from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
 from torchlean.certify.runner import CHECK_FUNCTIONS, DEFAULT_POINTS, run
@@ -35,11 +39,13 @@ __all__ = [
     "CheckResult",
     "LossReport",
     "Report",
+    "UserModule",
     "check_floats",
     "check_frameworks",
     "check_intervals",
     "check_kinks",
     "check_symbolic",
+    "load_module",
     "render",
     "run",
     "write_json",
