@@ -490,13 +490,6 @@ def test_a_declaration_without_a_derivative_term() -> None:
                  "errors_test_none", "no derivative")
 
 
-def test_a_derivative_given_twice() -> None:
-    pending = torchlean.define_loss("errors_test_twice")(_value_term)
-    pending.deriv(_deriv_term)
-    check_raises(ParameterError, lambda: pending.deriv(_deriv_term), "errors_test_twice",
-                 "already has a derivative")
-
-
 DECLARATIONS = [
     pytest.param({"reduction": "median"}, ("`reduction`", "mean", "'median'"),
                  id="unknown-reduction"),
