@@ -129,6 +129,18 @@ def test_in_process_every_check_runs_on_the_module_losses(tmp_path: Path) -> Non
         assert all(r.checks[c].status == "PASS" for c in CHECKS if c != "frameworks")
 
 
+def test_a_file_is_imported_once_and_never_shadows_a_loaded_module(tmp_path: Path) -> None:
+    import json
+
+    path = _write(tmp_path, "json", SQUARED.format(name="square_in_json_file"))
+    user = load_module(str(path))
+    assert sys.modules["json"] is json  # the standard library's json is still json
+    assert user.name.startswith("json_") and user.name != "json"
+    assert [d.name for d in user.losses] == ["square_in_json_file"]
+    again = load_module(str(path))
+    assert again.module is user.module and again.losses == user.losses
+
+
 def test_loss_narrows_to_one_of_the_module(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, "narrow_losses", SQUARED.format(name="square_narrow_a"),

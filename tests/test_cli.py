@@ -152,6 +152,7 @@ def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     for status in ("0 ", "1 ", "2 ", "130"):
         assert f"\n  {status}" in out, out
+    assert "--module FILE_OR_MODULE" in out
 
 
 @pytest.mark.parametrize("args", [

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -72,6 +73,9 @@ def _import_file(source: str) -> ModuleType:
         raise ParameterError(f"`module` {source!r}: no such file")
     path = path.resolve()
     name = _module_name(path)
+    loaded = sys.modules.get(name)
+    if loaded is not None and _file_of(loaded) == path:
+        return loaded  # imported already (its losses are registered)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ParameterError(f"`module` {source!r} cannot be imported as a Python module")
@@ -96,9 +100,14 @@ def _module_name(path: Path) -> str:
     if not stem.isidentifier():
         stem = f"_{stem}"
     loaded = sys.modules.get(stem)
-    if loaded is None or getattr(loaded, "__file__", None) == str(path):
+    if loaded is None or _file_of(loaded) == path:
         return stem
-    return f"{stem}_{abs(hash(str(path))) % 10**8}"
+    return f"{stem}_{zlib.crc32(str(path).encode()):08x}"
+
+
+def _file_of(module: ModuleType) -> Path | None:
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if file else None
 
 
 def _import_name(source: str) -> ModuleType:
