@@ -1,8 +1,8 @@
 """``torchlean certify --module``: users' own losses, certified with all five checks.
 
 Each test writes a user's module (the public shape of ``torchlean.define_loss``) to a temporary
-folder. User losses register into the process-wide registry, so every loss name below is used by
-one test only.
+folder. User losses register into the process-wide registry: every loss name below is used by
+one test only, and each test removes the losses and modules it imported.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from torchlean.certify import CHECKS, run
 from torchlean.certify.modules import load_module
 from torchlean.cli import main
 from torchlean.errors import ParameterError
+from torchlean.spec.core.declaration import REGISTRY, unregister
 
 PSEUDO_HUBER = '''
 import torchlean
@@ -60,6 +62,17 @@ def {name}(c, p, t):
 def _(c, p, t):
     return 2 * (p - t)
 '''
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_losses(tmp_path: Path) -> Iterator[None]:
+    losses, modules = set(REGISTRY), set(sys.modules)
+    yield
+    for name in set(REGISTRY) - losses:
+        unregister(name)
+    for name in set(sys.modules) - modules:
+        if (getattr(sys.modules[name], "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
 
 
 def _write(folder: Path, stem: str, *sources: str) -> Path:
