@@ -598,6 +598,15 @@ class _Pending:
             raise AttributeError(attr)
         return getattr(self.declaration, attr)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # the decorated name is the loss, not its value term: say what is missing or what to call
+        decl = self.declaration
+        raise ParameterError(
+            f"the {decl.name} loss is a declaration, not a function: call "
+            f"`{decl.name}.value(predicted, target)` or `torchlean.value_and_deriv({decl.name!r}, "
+            f"predicted, target)`"
+        )
+
     def __repr__(self) -> str:
         if self._decl is None:
             return f"<loss {self.name!r} awaiting its derivative>"

@@ -297,9 +297,11 @@ def huber_deriv_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
 
 
 def _check_positive_delta(delta: Any) -> float:
+    """Pseudo-Huber's ``delta``: finite and at least ``2**-511``, so that ``delta**2`` is a
+    normal float64 (below, ``delta**2 (...)`` underflows to 0 times an overflowed quotient)."""
     value = check_delta(delta)
-    if value == 0:
-        raise ParameterError(f"`delta` must be a finite number > 0; got {delta!r}")
+    if not value >= 2.0**-511:
+        raise ParameterError(f"`delta` must be a finite number >= 2**-511; got {delta!r}")
     return value
 
 
@@ -332,7 +334,13 @@ PSEUDO_HUBER: LossDeclaration = define_loss(
     params=[Param("delta", 1.0, _check_positive_delta, "scale of the quadratic region")],
     formula="sum(delta**2 (sqrt(1 + (d / delta)**2) - 1)) / n",
     derivative_text="d / sqrt(1 + (d / delta)**2) / n",
-    domain=Domain(text="predicted, target: real; delta > 0"),
+    # smooth everywhere; the evaluation form changes at |d| = delta
+    seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
+           Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
+    domain=Domain(text="predicted, target: real; delta >= 2**-511"),
+    torch_reference=lambda p, t, delta: (
+        delta**2 * (_torch().sqrt(1 + ((p - t) / delta) ** 2) - 1)).mean(),
+    torch_text="(delta**2 * (torch.sqrt(1 + ((p - t) / delta)**2) - 1)).mean()",
     deriv=_pseudo_huber_deriv)(_pseudo_huber)
 
 
@@ -372,6 +380,8 @@ def _strictly_inside(c: Context, p: Any, epsilon: float) -> Any:
 
 _CLAMP_SEAMS = [
     Seam("predicted", lambda k, prm: k.const(prm["epsilon"]), "p = eps", choice="derivative 0"),
+    # the logs switch evaluation form here (through q below 1/2, through 1 - p above)
+    Seam("predicted", lambda k, prm: k.const(0.5), "p = 1/2", kink=False),
     Seam("predicted", lambda k, prm: 1 - k.const(prm["epsilon"]), "p = 1 - eps",
          choice="derivative 0"),
 ]
@@ -810,7 +820,8 @@ BINARY_CROSS_ENTROPY: LossDeclaration = define_loss(
     torch_reference=lambda p, t, epsilon: _F().binary_cross_entropy(p, t),
     torch_text="F.binary_cross_entropy(p, t)",
     criterion_name="BCELoss",
-    torch_region=lambda zone: zone.startswith("eps <"),
+    # torch does not clip p: it agrees strictly inside the clamp only
+    torch_region=lambda zone: " < p < " in zone,
     deriv=_bce_deriv)(_bce)
 
 
@@ -956,6 +967,10 @@ class Loss:
             )
         decl = REGISTRY[self.loss_type]
         given = dict(self.options)
+        # a delta or epsilon set on a loss that has no such parameter is a mistake, not a no-op
+        for field_name, default in (("delta", 1.0), ("epsilon", EPSILON)):
+            if getattr(self, field_name) != default and field_name not in decl.parameters:
+                given.setdefault(field_name, getattr(self, field_name))
         unknown = sorted(set(given) - set(decl.parameters))
         if unknown:
             raise ParameterError(
@@ -1022,9 +1037,10 @@ class Loss:
         return REGISTRY[self.name]
 
     def _named_params(self, decl: LossDeclaration) -> dict[str, Any]:
+        # a parameter comes from `options`, else from the field of its name, else its default
         given = dict(self.options)
-        fixed = {"delta": self.delta, "epsilon": self.epsilon}
-        return {k: fixed[k] if k in fixed else given.get(k, p.default)
+        fields = {"delta": self.delta, "epsilon": self.epsilon}
+        return {k: given[k] if k in given else fields.get(k, p.default)
                 for k, p in decl.parameters.items()}
 
     @property
