@@ -92,7 +92,9 @@ def _elementwise(p, t, g, n, check, prm):  # type: ignore[no-untyped-def]
             s += v
             gc[i] = gi
             if CHECKED:
-                nbad += 1 if (y < LO or y > HI) else 0  # NaN is not counted
+                # two selects, not `or` (a branch that keeps the loop from vectorising);
+                # NaN is not counted
+                nbad += (1 if y < LO else 0) + (1 if y > HI else 0)
         parts[b] = s
         if CHECKED:
             bads[b] = nbad

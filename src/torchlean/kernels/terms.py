@@ -100,7 +100,7 @@ def _poisson_scales(p: np.ndarray, t: np.ndarray,
 def poisson(p: float, t: float, n: float) -> tuple[float, float]:
     # the derivative as the spec forms it: expm1(x) - (t - 1) for 1/2 <= t <= 2
     e = vmath.exp(p)
-    near_one = 2.0 * t >= 1.0 and t <= 2.0
+    near_one = (2.0 * t >= 1.0) & (t <= 2.0)
     return e - t * p, ((vmath.expm1(p) - (t - 1.0)) if near_one else (e - t)) / n
 
 
