@@ -37,40 +37,24 @@ from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 DOC = ROOT / "docs" / "accuracy.md"
 START, END = "<!-- accuracy-table:start -->", "<!-- accuracy-table:end -->"
 
-TorchFn = Callable[[Any, Any], Any]
 
 
-def _torch_losses() -> dict[str, TorchFn]:
-    import torch
-    import torch.nn.functional as F
-
-    eps = EPSILON
-    return {
-        "mse": lambda p, t: F.mse_loss(p, t),
-        "mae": lambda p, t: F.l1_loss(p, t),
-        "huber": lambda p, t: F.smooth_l1_loss(p, t, beta=1.0),
-        "cross_entropy": lambda p, t: -(t * p.clamp(eps, 1 - eps).log()).mean(),
-        "cross_entropy_logits": lambda z, t: F.cross_entropy(z, t, reduction="sum") / z.numel(),
-        "hinge": lambda x, t: torch.relu(1 - t * x).mean(),
-        "poisson": lambda x, t: F.poisson_nll_loss(x, t, log_input=True, full=False),
-        "cosine_similarity": lambda p, t: 1 - F.cosine_similarity(p.flatten(), t.flatten(),
-                                                                  dim=0, eps=eps),
-        "log_cosh": lambda p, t: torch.log(torch.cosh(p - t)).mean(),
-        "binary_cross_entropy": lambda p, t: F.binary_cross_entropy(p, t),
-    }
-
-
-def torch_impl(name: str) -> oracle.Impl:
-    """PyTorch's value and autograd gradient, in the input dtype (None where it raises)."""
+def torch_impl(name: str) -> oracle.Impl | None:
+    """PyTorch's value and autograd gradient of the declaration's ``torch_reference``, in the
+    input dtype (None where it raises; no implementation where the loss has no reference)."""
     import torch
 
-    fn = _torch_losses()[name]
+    decl = torchlean.LOSSES[name]
+    fn = decl.torch_reference
+    if fn is None:
+        return None
+    params = dict(decl.params)
 
     def run(p: np.ndarray, t: np.ndarray) -> tuple[Any, Any] | None:
         pt = torch.from_numpy(p.copy()).requires_grad_(True)
         tt = torch.from_numpy(t.copy())
         try:
-            v = fn(pt, tt)
+            v = fn(pt, tt, **params)
             v.backward()
         except (RuntimeError, ValueError):
             return None
@@ -127,12 +111,15 @@ def table() -> str:
         for dtype in oracle.GRID_DTYPES:
             ours = oracle.measure(name, dtype, spec_impl(name))
             fused = oracle.measure(name, dtype, oracle.spec_impl(name))
-            torch_rep = oracle.measure(name, dtype, torch_impl(name), skip=torch_skip(name))
+            impl = torch_impl(name)
+            torch_rep = (None if impl is None
+                         else oracle.measure(name, dtype, impl, skip=torch_skip(name)))
             rows.append(
                 f"| {name} | {dtype} | {ours.cases} | {_fmt(ours.value)} | {_fmt(ours.deriv)} "
                 f"| {_fmt(ours.value_scaled)} | {_fmt(ours.deriv_scaled)} "
                 f"| {_fmt(fused.value)} | {_fmt(fused.deriv)} "
-                f"| {_fmt(torch_rep.value)} | {_fmt(torch_rep.deriv)} |"
+                f"| {_fmt(torch_rep.value if torch_rep else None)} "
+                f"| {_fmt(torch_rep.deriv if torch_rep else None)} |"
             )
     return "\n".join(rows)
 

@@ -3,12 +3,13 @@ streaming limit. Run from the repository root:
 
     python benchmarks/run.py
 
-It measures, in one run, for float32 and float64 and sizes 10**3, 10**5, 10**7, every loss:
+It measures, in one run, for float32 and float64 and sizes 10**3, 10**5, 10**7, every loss whose
+declaration names a fused kernel, on inputs drawn from the declaration's zones:
 
 - ``ours``: ``torchlean.value_and_deriv(name, p, t)`` on NumPy arrays (the numba kernels), and
   ``ours_torch`` on CPU tensors;
-- ``torch``: PyTorch autograd forward + backward of the same loss (``torch.nn.functional``
-  where it has the loss, else the composed expression);
+- ``torch``: PyTorch autograd forward + backward of the declaration's PyTorch reference
+  (``torch_reference``; ``nan`` for a loss without one);
 - ``stream``: ``np.add(p, t, out=g)``, two arrays read and one written (the memory traffic of
   a fused loss + derivative).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import platform
 import sys
@@ -40,11 +42,9 @@ os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 import numba  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 import torchlean  # noqa: E402
 from torchlean.kernels.numpy_path import release_pool  # noqa: E402
-from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (10**3, 10**5, 10**7)
@@ -52,50 +52,28 @@ DTYPES = ("float32", "float64")
 CLASSES = 100  # last-axis length for cross-entropy on logits
 VD = torchlean.value_and_deriv
 
-#: loss -> (torch autograd expression of (x, t), description)
-TORCH: dict[str, tuple[Callable[[Any, Any], Any], str]] = {
-    "mse": (lambda x, t: F.mse_loss(x, t), "F.mse_loss"),
-    "mae": (lambda x, t: F.l1_loss(x, t), "F.l1_loss"),
-    "huber": (lambda x, t: F.smooth_l1_loss(x, t, beta=1.0), "F.smooth_l1_loss"),
-    "cross_entropy": (lambda x, t: -(t * x.clamp(EPSILON, 1 - EPSILON).log()).mean(),
-                      "-(t * x.clamp(eps, 1 - eps).log()).mean()"),
-    "cross_entropy_logits": (lambda z, t: F.cross_entropy(z, t, reduction="sum") / z.numel(),
-                             "F.cross_entropy(z, t, reduction='sum') / z.numel()"),
-    "hinge": (lambda x, t: torch.clamp(1 - t * x, min=0).mean(),
-              "torch.clamp(1 - t * x, min=0).mean()"),
-    "poisson": (lambda x, t: F.poisson_nll_loss(x, t, log_input=True, full=False),
-                "F.poisson_nll_loss"),
-    "cosine_similarity": (lambda x, t: 1 - F.cosine_similarity(x.flatten(), t.flatten(), dim=0,
-                                                               eps=EPSILON),
-                          "1 - F.cosine_similarity"),
-    "log_cosh": (lambda x, t: torch.log(torch.cosh(x - t)).mean(),
-                 "torch.log(torch.cosh(x - t)).mean()"),
-    "binary_cross_entropy": (lambda x, t: F.binary_cross_entropy(x, t),
-                             "F.binary_cross_entropy"),
-}
+#: the losses with a fused kernel (their declarations name one), in registry order
+KERNEL_LOSSES = [name for name, decl in torchlean.LOSSES.items() if decl.kernel is not None]
 
 
 def make_inputs(name: str, size: int, dtype: str, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs in each loss's domain."""
-    shape: tuple[int, ...] = (size,)
-    if name == "cross_entropy_logits":
-        shape = (size // CLASSES, CLASSES)
-    if name in ("cross_entropy", "binary_cross_entropy"):
-        p = rng.uniform(0.01, 0.99, shape)
-        t = rng.uniform(0.0, 1.0, shape)
-    elif name == "cross_entropy_logits":
-        p = rng.normal(0.0, 3.0, shape)
-        t = rng.dirichlet(np.ones(CLASSES), shape[0])
-    elif name == "hinge":
-        p = rng.normal(0.0, 1.0, shape)
-        t = rng.choice([-1.0, 1.0], shape)
-    elif name == "poisson":
-        p = rng.normal(0.0, 1.0, shape)
-        t = rng.poisson(2.0, shape).astype(np.float64)
+    """Inputs from the declaration's zones where its PyTorch reference agrees (each element
+    from a zone drawn at random; a whole-tensor loss: the first such zone); a slice loss gets
+    rows of ``CLASSES``."""
+    decl = torchlean.LOSSES[name]
+    shape: tuple[int, ...] = (size // CLASSES, CLASSES) if decl.kind == "slice" else (size,)
+    # where the PyTorch reference computes the same loss (it refuses BCE's clamped inputs)
+    zones = [z for z in decl.region_zones() if z.torch_agrees] or list(decl.region_zones())
+    if decl.kind == "whole" or len(zones) == 1:
+        p, t = zones[0].sample(rng, shape, decl.params)
     else:
-        p = rng.normal(0.0, 1.0, shape)
-        t = rng.normal(0.0, 1.0, shape)
+        pick = rng.integers(len(zones), size=shape)
+        p, t = np.empty(shape), np.empty(shape)
+        for k, zone in enumerate(zones):
+            zp, zt = zone.sample(rng, shape, decl.params)
+            p = np.where(pick == k, zp, p)
+            t = np.where(pick == k, zt, t)
     return p.astype(dtype), t.astype(dtype)
 
 
@@ -110,12 +88,18 @@ def best_time(fn: Callable[[], Any], budget: float) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
 
 
-def torch_autograd(name: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], Any]:
-    expr = TORCH[name][0]
+def torch_autograd(name: str, x: torch.Tensor, t: torch.Tensor) -> Callable[[], Any] | None:
+    """Autograd forward + backward of the declaration's PyTorch reference (None: it has
+    none)."""
+    decl = torchlean.LOSSES[name]
+    expr = decl.torch_reference
+    if expr is None:
+        return None
+    params = dict(decl.params)
 
     def run() -> Any:
         xg = x.detach().requires_grad_(True)
-        loss = expr(xg, t)
+        loss = expr(xg, t, **params)
         loss.backward()
         return loss, xg.grad
 
@@ -148,7 +132,8 @@ def measure(sizes: tuple[int, ...], budget: float,
                 row: dict[str, Any] = {"loss": name, "dtype": dtype, "size": size}
                 row["ours"] = best_time(lambda n=name, a=p, b=t: VD(n, a, b), budget)
                 row["ours_torch"] = best_time(lambda n=name, a=tp, b=tt: VD(n, a, b), budget)
-                row["torch"] = best_time(torch_autograd(name, tp, tt), budget)
+                reference = torch_autograd(name, tp, tt)
+                row["torch"] = math.nan if reference is None else best_time(reference, budget)
                 row["stream"] = best_time(lambda a=p, b=t, c=g: np.add(a, b, out=c), budget)
                 row["extra_bytes"] = extra_memory(name, p, t)
                 rows.append(row)
@@ -196,7 +181,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(DTYPES), figsize=(13, 5), sharey=True)
     for ax, dtype in zip(axes, DTYPES, strict=True):
-        for name in torchlean.LOSSES:
+        for name in dict.fromkeys(r["loss"] for r in rows):
             rs = [r for r in rows if r["dtype"] == dtype and r["loss"] == name]
             ax.plot([r["size"] for r in rs], [r["ours"] / r["size"] * 1e9 for r in rs],
                     marker="o", label=name)
@@ -220,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="seconds of repeats per measurement (default 0.4)")
     ap.add_argument("--threads", type=int, default=THREADS,
                     help=f"threads for numba and torch (default {THREADS})")
-    ap.add_argument("--losses", nargs="*", default=list(torchlean.LOSSES))
+    ap.add_argument("--losses", nargs="*", default=KERNEL_LOSSES)
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
     numba.set_num_threads(args.threads)
