@@ -213,9 +213,9 @@ def test_frameworks_call_the_reference_and_compare_where_it_agrees() -> None:
     r = check_frameworks(LOSSES["mse"].with_changes(torch_reference=half_mse), points=2)
     assert r.status == "FAIL" and calls
     assert r.failures[0]["relative_error"] == pytest.approx(0.5, rel=1e-9)  # hand: 1 - 1/2
-    # BCE's reference agrees only strictly inside (eps, 1 - eps): one zone is compared
+    # BCE's reference agrees only strictly inside (eps, 1 - eps): the two zones there
     assert check_frameworks("binary_cross_entropy", points=2).figures["zones"] == [
-        "eps < p < 1 - eps"]
+        "eps < p < 1/2", "1/2 < p < 1 - eps"]
 
 
 def test_frameworks_agree_with_autograd() -> None:
