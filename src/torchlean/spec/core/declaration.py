@@ -225,7 +225,11 @@ class LossDeclaration:
     #: the class name of its PyTorch criterion, where the naming rule of
     #: torchlean.interop.torch cannot derive it from ``name``
     criterion_name: str = ""
-    #: an optional fused-kernel term (see torchlean.kernels)
+    #: the fused kernel, as a lazy "module:attribute" reference (e.g.
+    #: "torchlean.kernels.terms:mse") resolved by torchlean.kernels on the first fast call, so
+    #: declaring a loss imports neither numba nor torch; it names an elementwise kernel (a scalar
+    #: term(p, t, n, *params) -> (value_term, derivative_element) decorated with
+    #: torchlean.kernels.kernel.elementwise) or a special one; None: the spec runs
     kernel: Any = None
     #: the names of the two inputs in messages
     arg_names: tuple[str, str] = ("predicted", "target")
