@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -68,3 +69,15 @@ def has_module(name: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.fixture(params=["kernels", "spec"])
+def path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run with the fused kernels on, and again with the declaration alone."""
+    from torchlean.kernels import disabled
+
+    if request.param == "spec":
+        with disabled():
+            yield "spec"
+    else:
+        yield "kernels"

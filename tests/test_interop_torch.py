@@ -7,7 +7,7 @@ import math
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -28,7 +28,6 @@ from torchlean import (  # noqa: E402
 )
 from torchlean.interop import torch as tlt  # noqa: E402
 from torchlean.interop.criterion_names import criterion_class_name  # noqa: E402
-from torchlean.kernels import disabled  # noqa: E402
 from torchlean.spec.layers.loss import EPSILON  # noqa: E402
 
 F64 = torch.float64
@@ -319,16 +318,6 @@ def test_cosine_gradient_below_epsilon_is_the_clamped_derivative() -> None:
     (1 - F.cosine_similarity(q, t, dim=0, eps=0.4)).backward()
     torch.testing.assert_close(q.grad, torch.tensor([-1.1748, -0.5819], dtype=F64),
                                rtol=0, atol=1e-4)
-
-
-@pytest.fixture(params=["kernels", "spec"])
-def path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run with the fused kernels on, and again with the declaration alone."""
-    if request.param == "spec":
-        with disabled():
-            yield "spec"
-    else:
-        yield "kernels"
 
 
 @pytest.mark.parametrize("epsilon", [0.5, 2.0, 1e3])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -43,16 +43,6 @@ def _id(name: str, zone: str) -> str:
 TORCH_ZONES = [pytest.param(d.name, i, id=_id(d.name, z.name))
                for d in DECLS if d.torch_reference is not None
                for i, z in enumerate(d.region_zones()) if z.torch_agrees]
-
-
-@pytest.fixture(params=["kernels", "spec"])
-def path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each test runs with the fused kernels on, and again with the spec alone."""
-    if request.param == "spec":
-        with disabled():
-            yield "spec"
-    else:
-        yield "kernels"
 
 
 # --------------------------------------------------------------------------------------------
