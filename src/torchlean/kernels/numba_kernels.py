@@ -10,7 +10,7 @@ spec does. The formulas restate those of :mod:`torchlean.spec.layers.loss` in sc
 ``docs/performance.md``. Transcendental functions come from :mod:`.vmath` (vectorisable, about
 1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
 
-Loops run over blocks of ``_CHUNK`` elements under ``prange``. Inside a block the loop is over a
+Loops run over blocks of ``CHUNK`` elements under ``prange``. Inside a block the loop is over a
 slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it; bodies
 use selects rather than branches, and ``error_model="numpy"`` gives IEEE division without
 zero checks. ``fastmath={"reassoc"}`` lets LLVM reorder the block's value sum; it allows
@@ -39,8 +39,8 @@ from numba import njit, prange
 
 from torchlean.kernels import vmath
 
-_CHUNK = 1024
-_JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
+CHUNK = 1024
+JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
         "error_model": "numpy"}
 
 #: the kernels over numba's thread pool, and their single-threaded twins, by function name
@@ -55,14 +55,14 @@ def _kernel(fn: Callable[..., Any]) -> Any:
                               fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + "_serial"
     twin.__doc__ = fn.__doc__
-    setattr(SERIAL, fn.__name__, njit(**{**_JIT, "parallel": False})(twin))
-    parallel = njit(**_JIT)(fn)
+    setattr(SERIAL, fn.__name__, njit(**{**JIT, "parallel": False})(twin))
+    parallel = njit(**JIT)(fn)
     setattr(PARALLEL, fn.__name__, parallel)
     return parallel
 
 
 @njit(cache=True)
-def _pairwise(x):  # type: ignore[no-untyped-def]
+def pairwise(x):  # type: ignore[no-untyped-def]
     """Sum of ``x`` by pairwise halving, in place (error grows with log2 of the length)."""
     m = x.size
     while m > 1:
@@ -93,11 +93,11 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
     with NumPy's (the spec's) to the last bit far more often, which keeps the cancelled result
     within a few ulps of the spec's. In float32 the difference rounds away."""
     rows, cols = z.shape
-    per = max(1, _CHUNK // cols)
+    per = max(1, CHUNK // cols)
     nb = (rows + per - 1) // per
-    # A row is summed in chunks of _CHUNK, the chunk sums pairwise: a long row's sums (10**6
+    # A row is summed in chunks of CHUNK, the chunk sums pairwise: a long row's sums (10**6
     # classes) then stay as accurate as NumPy's pairwise ones, not a sequential sum's.
-    nc = (cols + _CHUNK - 1) // _CHUNK
+    nc = (cols + CHUNK - 1) // CHUNK
     parts = np.zeros(nb)
     for b in prange(nb):
         r0 = b * per
@@ -118,8 +118,8 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
             if nan or not math.isfinite(mx):
                 mx = 0.0
             for c in range(nc):
-                j0 = c * _CHUNK
-                j1 = min(j0 + _CHUNK, cols)
+                j0 = c * CHUNK
+                j1 = min(j0 + CHUNK, cols)
                 zc, tc, bc = zr[j0:j1], tr[j0:j1], buf[j0:j1]
                 below = 0.0
                 rest = 0.0
@@ -145,13 +145,13 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
                 sums[0, c] = below
                 sums[1, c] = rest
                 sums[2, c] = mass
-            r = _pairwise(sums[0]) + (_pairwise(sums[1]) - 1.0)
-            mass = _pairwise(sums[2])
+            r = pairwise(sums[0]) + (pairwise(sums[1]) - 1.0)
+            mass = pairwise(sums[2])
             lse = vmath.log1p(r)
             den = 1.0 + r
             for c in range(nc):
-                j0 = c * _CHUNK
-                j1 = min(j0 + _CHUNK, cols)
+                j0 = c * CHUNK
+                j1 = min(j0 + CHUNK, cols)
                 zc, tc, gc, bc = zr[j0:j1], tr[j0:j1], gr[j0:j1], buf[j0:j1]
                 v = 0.0
                 for j in range(j1 - j0):
@@ -159,7 +159,7 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
                     v += y * ((np.float64(zc[j]) - mx) - lse)
                     gc[j] = (bc[j] / den * mass - y) / n
                 sums[3, c] = v
-            acc += _pairwise(sums[3])
+            acc += pairwise(sums[3])
             # Where softmax > 1/2 (only a row's unique maximum can be) the spec uses the
             # cancellation-free form mass (expm1(s) - r) / (1 + r) + (mass - t).
             if 2.0 * (buf[jm] / den) > 1.0:
@@ -167,7 +167,7 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
                 y = np.float64(tr[jm])
                 gr[jm] = (mass * ((vmath.expm1(sj) - r) / den) + (mass - y)) / n
         parts[b] = acc
-    return _pairwise(parts)
+    return pairwise(parts)
 
 
 # ------------------------------------------------------------------------------------------
@@ -179,13 +179,13 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
 def cosine_sums(p, t):  # type: ignore[no-untyped-def]
     """``(sum p**2, sum t**2, sum p t)`` in float64."""
     m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
+    nb = (m + CHUNK - 1) // CHUNK
     pp = np.zeros(nb)
     tt = np.zeros(nb)
     pt = np.zeros(nb)
     for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
+        k0 = b * CHUNK
+        k1 = min(k0 + CHUNK, m)
         pc, tc = p[k0:k1], t[k0:k1]
         s1 = 0.0
         s2 = 0.0
@@ -199,7 +199,7 @@ def cosine_sums(p, t):  # type: ignore[no-untyped-def]
         pp[b] = s1
         tt[b] = s2
         pt[b] = s3
-    return _pairwise(pp), _pairwise(tt), _pairwise(pt)
+    return pairwise(pp), pairwise(tt), pairwise(pt)
 
 
 @_kernel
@@ -207,11 +207,11 @@ def cosine_deriv(p, t, g, a, c, bp, bt):  # type: ignore[no-untyped-def]
     """``g = (a p - t) / c`` elementwise (the caller picks ``a`` and ``c`` for its branch);
     returns ``sum((p / bp - t / bt)**2)``, the spec's ``|u - v|**2`` for the clamped norms."""
     m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
+    nb = (m + CHUNK - 1) // CHUNK
     parts = np.zeros(nb)
     for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
+        k0 = b * CHUNK
+        k1 = min(k0 + CHUNK, m)
         pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
         s = 0.0
         for i in range(k1 - k0):
@@ -221,4 +221,4 @@ def cosine_deriv(p, t, g, a, c, bp, bt):  # type: ignore[no-untyped-def]
             w = x / bp - y / bt
             s += w * w
         parts[b] = s
-    return _pairwise(parts)
+    return pairwise(parts)

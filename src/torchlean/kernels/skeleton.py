@@ -1,6 +1,6 @@
 """The one elementwise loop skeleton, and :func:`build`, which compiles it around a term.
 
-:func:`_elementwise` is written once: ``prange`` over blocks of ``_CHUNK`` elements, inside a
+:func:`_elementwise` is written once: ``prange`` over blocks of ``CHUNK`` elements, inside a
 block a unit-stride loop from index 0 that calls the term on each element (as float64), adds
 its value terms and stores its derivative elements; the block sums are added pairwise; for a
 loss whose declaration checks its target's domain the loop also counts targets outside
@@ -11,9 +11,9 @@ LLVM then vectorises the loop with it, which it does not for a term it is left t
 the count is compiled out of losses without a checked domain.
 
 Disk cache: each copy gets its own qualified name, which names its cache file and carries a
-hash of the term's module source, of :mod:`.vmath` and :mod:`.scalar` and of the domain, so an
-edited term never loads a stale kernel. The copies hold no closure, so numba caches them like
-any module function (no "dynamic globals").
+hash of the term's module source, of :mod:`.vmath`, :mod:`.scalar` and :mod:`.numba_kernels`
+(the block sum) and of the domain, so an edited term never loads a stale kernel. The copies
+hold no closure, so numba caches them like any module function (no "dynamic globals").
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import numpy as np
 from numba import njit, prange
 
 from torchlean.errors import ParameterError
-from torchlean.kernels import scalar, vmath
+from torchlean.kernels import numba_kernels, scalar, vmath
 from torchlean.kernels.kernel import Elementwise
-from torchlean.kernels.numba_kernels import _CHUNK, _JIT, _pairwise
+from torchlean.kernels.numba_kernels import CHUNK, JIT, pairwise
 
 __all__ = ["MAX_PARAMS", "build"]
 
@@ -76,12 +76,12 @@ def _elementwise(p, t, g, n, check, prm):  # type: ignore[no-untyped-def]
     """``(sum of value terms, targets outside [LO, HI])`` over contiguous 1-D ``p``, ``t``;
     stores the derivative elements in ``g`` (``check`` False, or no checked domain: 0)."""
     m = p.size
-    nb = (m + _CHUNK - 1) // _CHUNK
+    nb = (m + CHUNK - 1) // CHUNK
     parts = np.zeros(nb)
     bads = np.zeros(nb if CHECKED else 1, dtype=np.int64)
     for b in prange(nb):
-        k0 = b * _CHUNK
-        k1 = min(k0 + _CHUNK, m)
+        k0 = b * CHUNK
+        k1 = min(k0 + CHUNK, m)
         pc, tc, gc = p[k0:k1], t[k0:k1], g[k0:k1]
         s = 0.0
         nbad = 0
@@ -98,7 +98,7 @@ def _elementwise(p, t, g, n, check, prm):  # type: ignore[no-untyped-def]
         parts[b] = s
         if CHECKED:
             bads[b] = nbad
-    return _pairwise(parts), (bads.sum() if (CHECKED and check) else 0)
+    return pairwise(parts), (bads.sum() if (CHECKED and check) else 0)
 
 
 _BUILT: dict[tuple[Any, ...], types.SimpleNamespace] = {}
@@ -137,8 +137,8 @@ def _compile(kern: Elementwise, arity: int, lo: float | None,
                HI=math.inf if hi is None else float(hi))
     name = f"elementwise_{getattr(term, '__name__', 'term')}_{_digest(term, arity, lo, hi)}"
     out = types.SimpleNamespace()
-    out.PARALLEL = njit(**_JIT)(_copy(_elementwise, glb, name))
-    out.SERIAL = njit(**{**_JIT, "parallel": False})(_copy(_elementwise, glb, name + "_serial"))
+    out.PARALLEL = njit(**JIT)(_copy(_elementwise, glb, name))
+    out.SERIAL = njit(**{**JIT, "parallel": False})(_copy(_elementwise, glb, name + "_serial"))
     return out
 
 
@@ -170,7 +170,8 @@ def _check_arity(term: Any, arity: int) -> None:
 def _digest(term: Any, arity: int, lo: float | None, hi: float | None) -> str:
     """A hash of everything the compiled copy depends on beyond this file."""
     h = hashlib.sha256(repr((arity, lo, hi, term.__module__, term.__qualname__)).encode())
-    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__):
+    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__,
+                numba_kernels.__file__):
         try:
             h.update(Path(src).read_bytes() if src else b"")
         except OSError:
