@@ -149,6 +149,15 @@ HAND_CASES = [
     # d = 1e-100: d**2 / 2 (the next term, -d**4 / 8, is 1e-200 relative); derivative d
     pytest.param(PSEUDO_HUBER.value, [1e-100], [0.0], {}, 5e-201, id="pseudo_huber-tiny"),
     pytest.param(PSEUDO_HUBER.deriv, [1e-100], [0.0], {}, [1e-100], id="pseudo_huber_deriv-tiny"),
+    # extreme delta: 1e300 with d = (0, 1): d**2 / (sqrt(1 + (d / delta)**2) + 1) = (0, 1/2),
+    # / 2 (delta**2 overflows, and 0 * inf gave NaN); 1e-150 with d = 1e200: delta (|d| - delta)
+    # to 1e-350 relative, 1e50 (|d| / delta overflows)
+    pytest.param(PSEUDO_HUBER.value, [0.0, 1.0], [0.0, 0.0], {"delta": 1e300}, 0.25,
+                 id="pseudo_huber-huge-delta"),
+    pytest.param(PSEUDO_HUBER.value, [1e200], [0.0], {"delta": 1e-150}, 1e50,
+                 id="pseudo_huber-tiny-delta"),
+    pytest.param(PSEUDO_HUBER.deriv, [1e200], [0.0], {"delta": 1e-150}, [1e-150],
+                 id="pseudo_huber_deriv-tiny-delta"),
     # -log(1/4) = 2 ln 2
     pytest.param(L.binary_cross_entropy_spec, 0.25, 1.0, {}, 2 * LN2, id="bce"),
     # -log(3/4)

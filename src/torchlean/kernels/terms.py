@@ -54,19 +54,18 @@ def huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
 
 @elementwise(heavy=True, torch=_OPS + "pseudo_huber")
 def pseudo_huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
-    # the declaration's forms: below |d| = delta through m = |d / delta|, above through
-    # b = |d / delta| and 1 / b (NaN takes the second branch, which keeps it)
+    # the declaration's forms: below |d| = delta through m = |d| / delta, above through
+    # q = delta / |d| (NaN takes the second branch, which keeps it)
     d = p - t
-    a = abs(d / delta)
-    small = a < 1.0
-    m = a if small else 1.0
-    b = 1.0 if small else a
-    ib = 1.0 / b
+    ad = abs(d)
+    small = ad / delta < 1.0
+    m = ad / delta if small else 1.0
+    q = delta / (delta if small else ad)
     sm = math.sqrt(1.0 + m * m)
-    sb = math.sqrt(1.0 + ib * ib)
-    v = m * m / (sm + 1.0) if small else b * sb - 1.0
-    g = d / sm if small else sign(d) * delta / sb
-    return delta * delta * v, g / n
+    sq = math.sqrt(1.0 + q * q)
+    v = ad * (ad / (sm + 1.0)) if small else delta * (ad * sq - delta)
+    g = d / sm if small else sign(d) * delta / sq
+    return v, g / n
 
 
 @elementwise(heavy=True, torch=_OPS + "cross_entropy")

@@ -74,15 +74,15 @@ def huber(p: Tensor, t: Tensor, n: int, dl: float) -> Result:
 def pseudo_huber(p: Tensor, t: Tensor, n: int, dl: float) -> Result:
     # the declaration's forms on either side of |d| = delta (see its kernel term)
     d = p - t
-    a = torch.abs(d / dl)
+    ad = torch.abs(d)
+    a = ad / dl
     small = a < 1
     m = torch.where(small, a, 1.0)
-    b = torch.where(small, 1.0, a)  # NaN takes this branch and keeps it
-    ib = 1 / b
+    q = dl / torch.where(small, dl, ad)  # NaN takes this branch and keeps it
     sm = torch.sqrt(1 + m * m)
-    sb = torch.sqrt(1 + ib * ib)
-    v = _sum((dl * dl) * torch.where(small, m * m / (sm + 1), b * sb - 1))
-    g = torch.where(small, d / sm, _sign(d) * dl / sb)
+    sq = torch.sqrt(1 + q * q)
+    v = _sum(torch.where(small, ad * (ad / (sm + 1)), dl * (ad * sq - dl)))
+    g = torch.where(small, d / sm, _sign(d) * dl / sq)
     return v / n, g.div_(n)
 
 

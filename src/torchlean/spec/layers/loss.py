@@ -297,35 +297,36 @@ def huber_deriv_spec(predicted: Any, target: Any, /, *, delta: float = 1.0,
 
 
 def _check_positive_delta(delta: Any) -> float:
-    """Pseudo-Huber's ``delta``: finite and at least ``2**-511``, so that ``delta**2`` is a
-    normal float64 (below, ``delta**2 (...)`` underflows to 0 times an overflowed quotient)."""
+    """Pseudo-Huber's ``delta``: a finite number > 0 (0 would divide by zero)."""
     value = check_delta(delta)
-    if not value >= 2.0**-511:
-        raise ParameterError(f"`delta` must be a finite number >= 2**-511; got {delta!r}")
+    if value == 0:
+        raise ParameterError(f"`delta` must be a finite number > 0; got {delta!r}")
     return value
 
 
 def _pseudo_huber(c: Context, p: Any, t: Any, *, delta: float) -> Any:
     dl = c.const(delta)
-    r = (p - t) / dl
-    a = c.abs(r)
-    m, b = c.minimum(a, 1), c.maximum(a, 1)  # each equals a on the branch that reads it
-    # sqrt(1 + r**2) - 1 without cancellation: r**2 / (sqrt(1 + r**2) + 1) below 1; above,
-    # |r| sqrt(1 + 1/r**2) - 1 (>= 0.41, nothing cancels; r**2 itself may overflow there)
-    small = m * m / (c.sqrt(1 + m * m) + 1)
-    large = b * c.sqrt(1 + (1 / b) * (1 / b)) - 1
-    return dl * dl * c.where(c.lt(a, 1), small, large)
+    ad = c.abs(p - t)
+    a = ad / dl
+    # each equals its quotient on the branch that reads it: m = |r| below 1, q = 1 / |r| above
+    m, q = c.minimum(a, 1), dl / c.maximum(ad, dl)
+    # delta**2 (sqrt(1 + r**2) - 1), r = d / delta, without cancellation: below |r| = 1 as
+    # |d| (|d| / (sqrt(1 + r**2) + 1)); above as delta (|d| sqrt(1 + 1/r**2) - delta) (at
+    # least 0.41 delta**2: nothing cancels). No step forms delta**2, r**2 or |r| above 1, any of
+    # which may overflow where the loss does not.
+    small = ad * (ad / (c.sqrt(1 + m * m) + 1))
+    large = dl * (ad * c.sqrt(1 + q * q) - dl)
+    return c.where(c.lt(a, 1), small, large)
 
 
 def _pseudo_huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
     dl = c.const(delta)
     d = p - t
-    a = c.abs(d / dl)
-    m, b = c.minimum(a, 1), c.maximum(a, 1)
-    # d / sqrt(1 + (d / delta)**2), as sign(d) delta / sqrt(1 + (delta / d)**2) from |d| = delta
-    # on, where (d / delta)**2 may overflow
-    large = c.sign(d) * dl / c.sqrt(1 + (1 / b) * (1 / b))
-    return c.where(c.lt(a, 1), d / c.sqrt(1 + m * m), large)
+    ad = c.abs(d)
+    a = ad / dl
+    m, q = c.minimum(a, 1), dl / c.maximum(ad, dl)
+    # d / sqrt(1 + r**2), as sign(d) delta / sqrt(1 + 1/r**2) from |d| = delta on
+    return c.where(c.lt(a, 1), d / c.sqrt(1 + m * m), c.sign(d) * dl / c.sqrt(1 + q * q))
 
 
 PSEUDO_HUBER: LossDeclaration = define_loss(
@@ -337,7 +338,7 @@ PSEUDO_HUBER: LossDeclaration = define_loss(
     # smooth everywhere; the evaluation form changes at |d| = delta
     seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
            Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
-    domain=Domain(text="predicted, target: real; delta >= 2**-511"),
+    domain=Domain(text="predicted, target: real; delta > 0"),
     torch_reference=lambda p, t, delta: (
         delta**2 * (_torch().sqrt(1 + ((p - t) / delta) ** 2) - 1)).mean(),
     torch_text="(delta**2 * (torch.sqrt(1 + ((p - t) / delta)**2) - 1)).mean()",
