@@ -256,3 +256,18 @@ def test_loss_type_keeps_the_seeds_eight_members() -> None:
     assert len(LossType) == 8
     assert {m.value for m in LossType} < set(NAMES)
     assert Loss("pseudo_huber").loss_type == "pseudo_huber"
+
+
+def test_torch_comparable_reads_the_regions_and_their_seams() -> None:
+    # BCE: torch agrees strictly inside (eps, 1 - eps) only; on a seam (or within PyTorch's
+    # rounding of it) nothing is compared. Cosine: both norms above eps.
+    bce, ce, cos = (torchlean.LOSSES[n] for n in ("binary_cross_entropy", "cross_entropy",
+                                                   "cosine_similarity"))
+    assert bce.torch_comparable([0.3, 0.7], [1.0, 0.0])
+    assert not bce.torch_comparable([1e-9, 0.7], [1.0, 0.0])
+    assert not ce.torch_comparable([1e-6], [1.0])
+    assert not ce.torch_comparable([float(np.float32(1e-6))], [1.0])
+    assert ce.torch_comparable([1e-9], [1.0])
+    assert cos.torch_comparable([1.0, 2.0], [1.0, 0.0])
+    assert not cos.torch_comparable([1e-8, 0.0], [1.0, 0.0])
+    assert torchlean.LOSSES["mse"].torch_comparable([1e300], [-1e300])

@@ -62,6 +62,7 @@ __all__ = [
     "Seam",
     "Zone",
     "awaiting_derivative",
+    "coordinate",
     "define_loss",
     "register",
     "registered",
@@ -165,6 +166,10 @@ class Zone:
     name: str
     sample: Sampler
     torch_agrees: bool = True
+    #: ``contains(p, t, params, margin) -> bool array`` (elementwise, or one bool for a whole
+    #: loss): strictly inside the region, more than ``margin`` (relative) from its seams;
+    #: derived for the regions between seams, optional for declared ones
+    contains: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -344,6 +349,22 @@ class LossDeclaration:
         return tuple(replace(z, torch_agrees=z.torch_agrees and self.torch_region(z.name))
                      for z in zones)
 
+    def torch_comparable(self, predicted: Any, target: Any, params: Mapping[str, Any] | None = None,
+                         margin: float = 2.0**-20) -> bool:
+        """Whether the PyTorch reference has this loss's value and gradient at the float64
+        inputs: every element strictly inside a region where ``torch_agrees``, more than
+        ``margin`` (relative) from a seam (PyTorch may round a bound differently). False where a
+        region cannot say (no ``contains``)."""
+        prm = dict(self.params) if params is None else {**self.params, **params}
+        p, t = np.asarray(predicted, dtype=np.float64), np.asarray(target, dtype=np.float64)
+        covered = np.zeros(p.shape, dtype=bool)
+        for z in self.region_zones():
+            if z.contains is None:
+                return False
+            if z.torch_agrees:
+                covered |= np.asarray(z.contains(p, t, prm, margin), dtype=bool)
+        return bool(np.all(covered))
+
     def with_changes(self, **changes: Any) -> LossDeclaration:
         """A copy with some fields replaced (validated again)."""
         return replace(self, **changes)
@@ -426,7 +447,7 @@ _MARGIN = 0.05
 def _zones_from_seams(d: LossDeclaration) -> tuple[Zone, ...]:
     coords = {s.coordinate for s in d.seams}
     if not coords:
-        return (Zone("anywhere", _uniform_sampler(d.domain)),)
+        return (Zone("anywhere", _uniform_sampler(d.domain), contains=_everywhere),)
     if len(coords) > 1 or "norm" in coords:
         raise ParameterError(
             f"the {d.name} loss has seams on {sorted(coords)}: declare its `zones` explicitly"
@@ -452,10 +473,39 @@ def _coordinate_zones(d: LossDeclaration, coord: str) -> list[Zone]:
 
         return sample
 
+    def inside(i: int) -> Callable[..., Any]:
+        def contains(p: np.ndarray, t: np.ndarray, params: Mapping[str, Any],
+                     margin: float) -> np.ndarray:
+            c = cuts(params)
+            edges = [-math.inf, *c, math.inf]
+            lo, hi = edges[i], edges[i + 1]
+            v = coordinate(coord, p, t)
+            with np.errstate(invalid="ignore"):
+                return ((v > lo + margin * max(abs(lo), 1e-300) if lo > -math.inf else v == v)
+                        & (v < hi - margin * max(abs(hi), 1e-300) if hi < math.inf else v == v))
+
+        return contains
+
     count = len({s.label for s in d.seams}) + 1
     names = _region_names(d, coord)
-    return [Zone(names[i] if i < len(names) else f"region {i}", region(i))
+    return [Zone(names[i] if i < len(names) else f"region {i}", region(i), contains=inside(i))
             for i in range(count)]
+
+
+def coordinate(coord: str, p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The value of a seam coordinate at float inputs (``"norm"``: of the whole tensor)."""
+    if coord == "residual":
+        return p - t
+    if coord == "predicted":
+        return p
+    if coord == "margin":
+        return t * p
+    return np.asarray(np.linalg.norm(p.ravel()))
+
+
+def _everywhere(p: np.ndarray, t: np.ndarray, params: Mapping[str, Any],
+                margin: float) -> np.ndarray:
+    return np.ones(np.shape(p), dtype=bool)
 
 
 def _region_names(d: LossDeclaration, coord: str) -> list[str]:

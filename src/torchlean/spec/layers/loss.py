@@ -660,6 +660,22 @@ def _vectors(p_norm: tuple[float, float] | None,
     return sample
 
 
+def _norms(p_above: bool, t_above: bool) -> Any:
+    """Zone membership of the cosine regions: each norm strictly above (or below) ``epsilon``,
+    more than ``margin`` (relative) away from it."""
+
+    def contains(p: np.ndarray, t: np.ndarray, params: Mapping[str, Any],
+                 margin: float) -> bool:
+        eps = params["epsilon"]
+        ok = True
+        for x, above in ((p, p_above), (t, t_above)):
+            norm = float(np.linalg.norm(x.ravel()))
+            ok = ok and (norm > eps * (1 + margin) if above else norm < eps * (1 - margin))
+        return ok
+
+    return contains
+
+
 def _torch_cosine(p: Any, t: Any, epsilon: float) -> Any:
     return 1 - _F().cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=epsilon)
 
@@ -690,11 +706,14 @@ COSINE_SIMILARITY: LossDeclaration = define_loss(
                     "-t / (eps T); T = max(||t||, eps)",
     seams=[Seam("norm", lambda k, prm: k.const(prm["epsilon"]), "||p|| = eps",
                 choice="derivative -t / (eps * max(||t||, eps))")],
-    zones=[Zone("||p|| > eps, ||t|| > eps", _vectors(None, None)),
-           Zone("||p|| < eps, ||t|| > eps", _vectors((0.05, 0.9), None), torch_agrees=False),
-           Zone("||p|| > eps, ||t|| < eps", _vectors(None, (0.05, 0.9)), torch_agrees=False),
+    zones=[Zone("||p|| > eps, ||t|| > eps", _vectors(None, None),
+                contains=_norms(True, True)),
+           Zone("||p|| < eps, ||t|| > eps", _vectors((0.05, 0.9), None), torch_agrees=False,
+                contains=_norms(False, True)),
+           Zone("||p|| > eps, ||t|| < eps", _vectors(None, (0.05, 0.9)), torch_agrees=False,
+                contains=_norms(True, False)),
            Zone("||p|| < eps, ||t|| < eps", _vectors((0.05, 0.9), (0.05, 0.9)),
-                torch_agrees=False)],
+                torch_agrees=False, contains=_norms(False, False))],
     domain=Domain(text="predicted, target: real vectors (the whole tensor is one vector)"),
     torch_reference=_torch_cosine,
     torch_text="1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)",
