@@ -84,7 +84,8 @@ def _inputs(name: str, dtype: torch.dtype = F64, shape: tuple[int, ...] = (4, 3)
     return torch.tensor(p, dtype=dtype), torch.tensor(t, dtype=dtype)
 
 
-def _ulps(dtype: torch.dtype, k: int = 2) -> float:
+def _rtol(dtype: torch.dtype, k: int = 2) -> float:
+    """A relative tolerance of k units in the last place of ``dtype``."""
     return k * torch.finfo(dtype).eps
 
 
@@ -142,7 +143,7 @@ def test_value_and_gradient_are_the_spec(name: str, zone: int, dtype: torch.dtyp
     assert loss.shape == () and p.grad.shape == p.shape
     # a few ulps: the forward may run a fused kernel (tested equal to the spec) that sums in
     # another order; atol scales with the largest element for elements that cancel to ~0
-    tol = _ulps(dtype, 4)
+    tol = _rtol(dtype, 4)
     torch.testing.assert_close(loss.detach(), want_v, rtol=tol, atol=tol * abs(want_v.item()))
     torch.testing.assert_close(p.grad, want_g, rtol=tol, atol=tol * want_g.abs().max().item())
 
