@@ -7,7 +7,8 @@ A markdown file holds a generated fragment between two marker comments::
     <!-- end generated -->
 
 :data:`FRAGMENTS` says what each name renders (``losses``: the table of docs/semantics.md;
-``loss-names``: the README's list). Only the package's own losses (origin ``"torchlean"``) are
+``loss-names``: the README's list; ``criteria``: the PyTorch criteria of
+docs/ecosystem.md). Only the package's own losses (origin ``"torchlean"``) are
 listed: the package's docs describe the package, whatever a user has declared in the same
 process. ``python -m torchlean.catalogue --write`` rewrites the fragments of README.md and
 docs/*.md; without ``--write`` it lists the stale files and exits 1 if there are any (the test
@@ -25,12 +26,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from torchlean.errors import ParameterError
-from torchlean.registry import LOSSES
+from torchlean.registry import package_losses
 from torchlean.spec.core.declaration import LossDeclaration
 
 __all__ = [
     "COMMAND",
     "FRAGMENTS",
+    "criterion_table",
     "documents",
     "loss_names",
     "loss_table",
@@ -47,11 +49,6 @@ _START = re.compile(r"<!-- generated: (?P<name>[\w-]+) -->\n")
 _END = "<!-- end generated -->"
 #: the docs' line length (prose; table rows are one line each)
 _WIDTH = 100
-
-
-def package_losses() -> list[LossDeclaration]:
-    """The package's own declarations, in the order they are declared."""
-    return [d for d in LOSSES.values() if d.origin == "torchlean"]
 
 
 def _code(text: str) -> str:
@@ -96,10 +93,26 @@ def loss_names(decls: Iterable[LossDeclaration]) -> str:
                          break_on_hyphens=False) + "\n"
 
 
+def criterion_table(decls: Iterable[LossDeclaration]) -> str:
+    """One row per loss: its PyTorch criterion class with the constructor's parameters and
+    defaults (see torchlean.interop.torch), the loss name and its domain."""
+    from torchlean.interop.criterion_names import criterion_class_name
+
+    lines = ["| criterion | loss name | parameters | domain |", "|---|---|---|---|"]
+    for d in decls:
+        args = [f"{k}={v!r}" for k, v in d.params.items()]
+        args += ["check_domain=True"] if d.has_domain_check else []
+        params = "; ".join(f"`{k}`: {p.doc}" for k, p in d.parameters.items())
+        lines.append(f"| `{criterion_class_name(d)}({', '.join(args)})` | `{d.name}` | "
+                     f"{_cell(params)} | {_cell(d.domain.text)} |")
+    return "\n".join(lines) + "\n"
+
+
 #: what each fragment name renders
 FRAGMENTS: Mapping[str, Callable[[], str]] = MappingProxyType({
     "losses": lambda: loss_table(package_losses()),
     "loss-names": lambda: loss_names(package_losses()),
+    "criteria": lambda: criterion_table(package_losses()),
 })
 
 

@@ -12,7 +12,7 @@ from torchlean.errors import ParameterError
 from torchlean.spec.core.declaration import REGISTRY, LossDeclaration, set_value_and_deriv
 from torchlean.spec.layers import loss as _package_losses  # noqa: F401  (declares them)
 
-__all__ = ["LOSSES", "LossEntry", "get_loss", "value_and_deriv"]
+__all__ = ["LOSSES", "LossEntry", "get_loss", "package_losses", "value_and_deriv"]
 
 
 #: The row type of :data:`LOSSES` (every loss is a declaration).
@@ -21,6 +21,11 @@ LossEntry = LossDeclaration
 #: Every loss by name: the package's and those users declared (a read-only view that follows
 #: each new declaration).
 LOSSES: Mapping[str, LossDeclaration] = REGISTRY
+
+
+def package_losses() -> list[LossDeclaration]:
+    """The package's own declarations (not users'), in the order they are declared."""
+    return [d for d in LOSSES.values() if d.origin == "torchlean"]
 
 
 def get_loss(name: str) -> LossEntry:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from torchlean.registry import LOSSES
+from torchlean.registry import package_losses
 
-__all__ = ["FIXED_NAMES", "criterion_class_name", "criterion_names", "package_losses"]
+__all__ = ["FIXED_NAMES", "criterion_class_name", "criterion_names"]
 
 #: the names of :mod:`torchlean.interop.torch` that are not generated from a declaration
 FIXED_NAMES = ("SpecLoss", "criterion", "spec_loss")
@@ -31,11 +31,6 @@ def criterion_class_name(declaration: Any) -> str:
     if len(words) == 1 and len(words[0]) <= 3:
         return words[0].upper() + "Loss"
     return "".join(w[:1].upper() + w[1:] for w in words) + "Loss"
-
-
-def package_losses() -> list[Any]:
-    """The declarations of the package's own losses, in registration order."""
-    return [d for d in LOSSES.values() if d.origin == "torchlean"]
 
 
 def criterion_names() -> dict[str, str]:

@@ -72,9 +72,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 from torchlean.errors import BackendError, ParameterError, UnsupportedOperationError
-from torchlean.interop.criterion_names import FIXED_NAMES, criterion_class_name, package_losses
+from torchlean.interop.criterion_names import FIXED_NAMES, criterion_class_name
 from torchlean.kernels.torch_path import check_dense
-from torchlean.registry import compute_value_and_deriv, get_loss
+from torchlean.registry import compute_value_and_deriv, get_loss, package_losses
 from torchlean.spec.core.declaration import LossDeclaration
 
 

@@ -99,7 +99,7 @@ EPSILON = 1e-6
 
 _DELTA = Param("delta", 1.0, check_delta, "threshold between the quadratic and linear parts")
 _EPS = Param("epsilon", EPSILON, check_epsilon,
-             "probability clamp: p is read as clamp(p, eps, 1 - eps)")
+             "probability clamp, 0 < epsilon < 0.5: p is read as clamp(p, eps, 1 - eps)")
 
 
 def _check_norm_floor(epsilon: Any) -> float:
