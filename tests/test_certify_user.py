@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_output import one_error_line
 
 from torchlean.certify import CHECKS, run
 from torchlean.certify.modules import load_module
@@ -92,14 +93,6 @@ def _command(*args: str, cwd: Path | None = None,
     return subprocess.run([sys.executable, "-m", "torchlean", "certify", *args],
                           capture_output=True, text=True, timeout=300, check=False, cwd=cwd,
                           env=env)
-
-
-def _one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("torchlean certify: error: "), stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +268,7 @@ def test_a_loss_without_a_derivative_is_refused(tmp_path: Path) -> None:
         ''')
     done = _command("--module", str(path))
     assert done.returncode == 2, done.stdout + done.stderr
-    line = _one_error_line(done.stderr)
+    line = one_error_line(done.stderr)
     assert "half_declared_loss" in line and "declares no derivative" in line
     assert "@half_declared_loss.deriv" in line
     with pytest.raises(ParameterError, match="declares no derivative"):
@@ -311,7 +304,7 @@ def test_a_bad_module_is_a_usage_error(tmp_path: Path, source: str, expected: st
     done = _command("--module", source, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stdout == ""
-    assert expected in _one_error_line(done.stderr)
+    assert expected in one_error_line(done.stderr)
 
 
 def test_an_unknown_loss_of_the_module_is_a_usage_error(
@@ -322,5 +315,5 @@ def test_an_unknown_loss_of_the_module_is_a_usage_error(
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
-    line = _one_error_line(err)
+    line = one_error_line(err)
     assert "declares no loss 'mse'" in line and "square_only_one" in line

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_output import one_error_line
 
 import torchlean.certify as certify
 from torchlean.certify import CheckResult, LossReport, Report, check_symbolic, run
@@ -25,14 +26,6 @@ CHEAP = ["--loss", "mse", "--points", "1"]
 def _command(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "torchlean", "certify", *args],
                           capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def _one_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("torchlean certify: error: "), stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +106,7 @@ def test_bad_arguments_exit_2_in_one_line(args: list[str],
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""
-    _one_error_line(err)
+    one_error_line(err)
 
 
 def test_json_into_a_missing_folder_is_refused_before_any_work(
@@ -123,7 +116,7 @@ def test_json_into_a_missing_folder_is_refused_before_any_work(
     assert exc.value.code == 2
     out, err = capsys.readouterr()
     assert out == ""  # no table: nothing ran
-    assert "does not exist" in _one_error_line(err)
+    assert "does not exist" in one_error_line(err)
 
 
 def test_json_onto_a_folder_is_refused(tmp_path: Path,
@@ -131,7 +124,7 @@ def test_json_onto_a_folder_is_refused(tmp_path: Path,
     with pytest.raises(SystemExit) as exc:
         main(["certify", *CHEAP, "--json", str(tmp_path)])
     assert exc.value.code == 2
-    _one_error_line(capsys.readouterr().err)
+    one_error_line(capsys.readouterr().err)
 
 
 def test_a_failed_report_write_is_one_line_and_exit_2(
@@ -142,7 +135,7 @@ def test_a_failed_report_write_is_one_line_and_exit_2(
 
     monkeypatch.setattr(certify, "write_json", full_disk)
     assert main(["certify", *CHEAP, "--json", str(tmp_path / "r.json")]) == 2
-    assert "No space left" in _one_error_line(capsys.readouterr().err)
+    assert "No space left" in one_error_line(capsys.readouterr().err)
 
 
 def test_help_lists_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
@@ -164,7 +157,7 @@ def test_the_command_exits_2_without_a_traceback(args: list[str]) -> None:
     done = _command(*args)
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
-    _one_error_line(done.stderr)
+    one_error_line(done.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
