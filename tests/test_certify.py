@@ -28,10 +28,11 @@ from torchlean.certify import (
 )
 from torchlean.certify.common import time_boxed
 from torchlean.certify.oracle import ulps
+from torchlean.certify.plans import plan_for
 from torchlean.cli import main
 from torchlean.registry import LOSSES
 from torchlean.spec.core.context import resolve_context
-from torchlean.spec.core.declaration import LossDeclaration
+from torchlean.spec.core.declaration import Domain, LossDeclaration
 from torchlean.spec.core.tensor import mean_over
 from torchlean.spec.layers.activation import softmax
 
@@ -310,3 +311,15 @@ def test_cli_rejects_an_unknown_loss() -> None:
     with pytest.raises(SystemExit) as exc:
         main(["certify", "--loss", "nope"])
     assert exc.value.code == 2
+
+
+def test_float_edge_cases_reach_the_declared_largest_magnitude() -> None:
+    # the package's losses declare 1e300 (evaluated without overflow where finite); a
+    # declaration that says nothing stops at 1e150, where a square is still finite
+    mse = LOSSES["mse"]
+    labels = [e.label for e in plan_for(mse).edge_cases(mse.params)]
+    assert any(label.startswith("extreme (up to 1e+300)") for label in labels)
+    plain = mse.with_changes(domain=Domain())
+    assert not any("extreme" in e.label for e in plan_for(plain).edge_cases(plain.params))
+    assert all(np.all(np.abs(e.predicted[np.isfinite(e.predicted)]) <= 1e150)
+               for e in plan_for(plain).edge_cases(plain.params))

@@ -170,7 +170,11 @@ class Plan:
             out += _seam_edges(self, seam, rng, shape, params)
         ordinary_t = _targets(dom, rng, shape)
         zero_t = _fit_targets(dom, np.zeros(shape))
-        for label, values in MAGNITUDES:
+        magnitudes = list(MAGNITUDES)
+        if dom.largest > 1e150:
+            big = dom.largest
+            magnitudes.append((f"extreme (up to {big:g})", (1e200, -big / 3, big, 2.0)))
+        for label, values in magnitudes:
             v = np.resize(np.asarray(values), shape)
             out.append(EdgeCase(f"{label} predicted", v, ordinary_t))
             if not np.array_equal(zero_t, ordinary_t):

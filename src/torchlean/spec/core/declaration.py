@@ -190,6 +190,10 @@ class Domain:
     target_hi: float | None = None
     what: str = ""
     text: str = "predicted, target: real"
+    #: the largest magnitude the float check of ``torchlean certify`` feeds the loss: 1e150 by
+    #: default (a term may square its input); a loss evaluated without overflow where its value
+    #: is finite may declare up to the largest float
+    largest: float = 1e150
 
     @property
     def checked(self) -> bool:

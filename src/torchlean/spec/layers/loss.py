@@ -97,6 +97,10 @@ __all__ = [
 #: TorchLean's ``Numbers.epsilon``. Exact semantics read it as the decimal 1/10**6.
 EPSILON = 1e-6
 
+#: every package loss is evaluated without overflow where its value is finite: certify feeds
+#: it magnitudes up to here
+_LARGEST = 1e300
+
 _DELTA = Param("delta", 1.0, check_delta, "threshold between the quadratic and linear parts")
 _EPS = Param("epsilon", EPSILON, check_epsilon,
              "probability clamp, 0 < epsilon < 0.5: p is read as clamp(p, eps, 1 - eps)")
@@ -165,6 +169,7 @@ def _mse_deriv(c: Context, p: Any, t: Any, *, n: int) -> Any:
 
 MSE: LossDeclaration = define_loss(
     "mse", formula="sum(d**2) / n", derivative_text="2 d / n",
+    domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:mse",
     torch_reference=lambda p, t: _F().mse_loss(p, t), torch_text="F.mse_loss(p, t)",
     deriv=_mse_deriv)(_mse)
@@ -204,6 +209,7 @@ def _mae_deriv(c: Context, p: Any, t: Any) -> Any:
 
 MAE: LossDeclaration = define_loss(
     "mae", formula="sum(|d|) / n", derivative_text="sign(d) / n, sign(0) = 0",
+    domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:mae",
     seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0")],
     torch_reference=lambda p, t: _F().l1_loss(p, t), torch_text="F.l1_loss(p, t)",
@@ -260,7 +266,7 @@ HUBER: LossDeclaration = define_loss(
     kink_text="none for delta > 0 (C1); delta = 0 is mae",
     seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
            Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
-    domain=Domain(text="predicted, target: real; delta >= 0"),
+    domain=Domain(largest=_LARGEST, text="predicted, target: real; delta >= 0"),
     torch_reference=lambda p, t, delta: _F().smooth_l1_loss(p, t, beta=delta),
     torch_text="F.smooth_l1_loss(p, t, beta=delta)",
     deriv=_huber_deriv)(_huber)
@@ -338,7 +344,7 @@ PSEUDO_HUBER: LossDeclaration = define_loss(
     # smooth everywhere; the evaluation form changes at |d| = delta
     seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
            Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
-    domain=Domain(text="predicted, target: real; delta > 0"),
+    domain=Domain(largest=_LARGEST, text="predicted, target: real; delta > 0"),
     torch_reference=lambda p, t, delta: (
         delta**2 * (_torch().sqrt(1 + ((p - t) / delta) ** 2) - 1)).mean(),
     torch_text="(delta**2 * (torch.sqrt(1 + ((p - t) / delta)**2) - 1)).mean()",
@@ -415,7 +421,7 @@ CROSS_ENTROPY: LossDeclaration = define_loss(
     kernel="torchlean.kernels.terms:cross_entropy",
     formula="-sum(t log(clamp(p, eps, 1 - eps))) / n, n over ALL elements",
     derivative_text="-t / p / n where eps < p < 1 - eps, else 0",
-    domain=Domain(predicted=(-0.2, 1.2), target=(0.0, 1.0),
+    domain=Domain(largest=_LARGEST, predicted=(-0.2, 1.2), target=(0.0, 1.0),
                   text="predicted: probabilities (clamped to [eps, 1-eps]); target: weights"),
     torch_reference=_torch_cross_entropy,
     torch_text="-(t * p.clamp(eps, 1 - eps).log()).mean()",
@@ -482,7 +488,7 @@ CROSS_ENTROPY_LOGITS: LossDeclaration = define_loss(
     kernel="torchlean.kernels.terms:cross_entropy_logits",
     formula="-sum(t log_softmax(z)) / n, softmax over the LAST axis, n over ALL elements",
     derivative_text="(softmax(z) sum_last(t) - t) / n",
-    domain=Domain(target=(0.0, 2.0),
+    domain=Domain(largest=_LARGEST, target=(0.0, 2.0),
                   text="predicted: logits, rank >= 1, softmax over the last axis; "
                        "target: class weights (need not sum to 1)"),
     torch_reference=_torch_logits,
@@ -535,7 +541,7 @@ HINGE: LossDeclaration = define_loss(
     kernel="torchlean.kernels.terms:hinge",
     derivative_text="-t / n where 1 - t x > 0, else 0",
     seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0")],
-    domain=Domain(predicted=(-2.0, 3.0), labels=(-1.0, 1.0),
+    domain=Domain(largest=_LARGEST, predicted=(-2.0, 3.0), labels=(-1.0, 1.0),
                   text="predicted: scores; target: labels, usually -1 or 1"),
     torch_reference=lambda p, t: _torch().relu(1 - t * p).mean(),
     torch_text="torch.relu(1 - t * x).mean()",
@@ -580,7 +586,7 @@ def _poisson_deriv(c: Context, x: Any, t: Any) -> Any:
 POISSON: LossDeclaration = define_loss(
     "poisson", formula="sum(exp(x) - t x) / n", derivative_text="(exp(x) - t) / n",
     kernel="torchlean.kernels.terms:poisson",
-    domain=Domain(target=(0.0, 5.0), target_lo=0.0, what="counts",
+    domain=Domain(largest=_LARGEST, target=(0.0, 5.0), target_lo=0.0, what="counts",
                   text="predicted: log-rates; target: counts >= 0 (checked)"),
     torch_reference=lambda p, t: _F().poisson_nll_loss(p, t, log_input=True, full=False),
     torch_text="F.poisson_nll_loss(x, t, log_input=True, full=False)",
@@ -714,7 +720,8 @@ COSINE_SIMILARITY: LossDeclaration = define_loss(
                 contains=_norms(True, False)),
            Zone("||p|| < eps, ||t|| < eps", _vectors((0.05, 0.9), (0.05, 0.9)),
                 torch_agrees=False, contains=_norms(False, False))],
-    domain=Domain(text="predicted, target: real vectors (the whole tensor is one vector)"),
+    domain=Domain(largest=_LARGEST,
+                  text="predicted, target: real vectors (the whole tensor is one vector)"),
     torch_reference=_torch_cosine,
     torch_text="1 - F.cosine_similarity(p.flatten(), t.flatten(), dim=0, eps=eps)",
     deriv=_cosine_similarity_deriv)(_cosine_similarity)
@@ -780,6 +787,7 @@ def _log_cosh_deriv(c: Context, p: Any, t: Any) -> Any:
 
 LOG_COSH: LossDeclaration = define_loss(
     "log_cosh", formula="sum(log(cosh(d))) / n", derivative_text="tanh(d) / n",
+    domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:log_cosh",
     kink_text="none",
     seams=[Seam("residual", lambda k, prm: k.const(-1), "d = -1", kink=False),
@@ -834,8 +842,8 @@ BINARY_CROSS_ENTROPY: LossDeclaration = define_loss(
     kernel="torchlean.kernels.terms:binary_cross_entropy",
     formula="mean of -(t log q + (1 - t) log(1 - q)), q = clamp(p, eps, 1 - eps)",
     derivative_text="(p - t) / (p (1 - p)) / n where eps < p < 1 - eps, else 0",
-    domain=Domain(predicted=(-0.2, 1.2), target=(0.0, 1.0), target_lo=0.0, target_hi=1.0,
-                  text="predicted: probabilities (clamped to [eps, 1-eps]); "
+    domain=Domain(largest=_LARGEST, predicted=(-0.2, 1.2), target=(0.0, 1.0), target_lo=0.0,
+                  target_hi=1.0, text="predicted: probabilities (clamped to [eps, 1-eps]); "
                        "target: in [0, 1] (checked)"),
     torch_reference=lambda p, t, epsilon: _F().binary_cross_entropy(p, t),
     torch_text="F.binary_cross_entropy(p, t)",
