@@ -165,11 +165,11 @@ class Plan:
         for z in self.zones:
             p, t = z.sample(rng, shape, params)
             out.append(EdgeCase(f"ordinary ({z.name})", np.asarray(p, dtype=np.float64),
-                                _fit_targets(dom, np.asarray(t, dtype=np.float64))))
+                                dom.fit_targets(np.asarray(t, dtype=np.float64))))
         for seam in _distinct(self.decl.seams, params):
             out += _seam_edges(self, seam, rng, shape, params)
-        ordinary_t = _targets(dom, rng, shape)
-        zero_t = _fit_targets(dom, np.zeros(shape))
+        ordinary_t = dom.sample_targets(rng, shape)
+        zero_t = dom.fit_targets(np.zeros(shape))
         magnitudes = list(MAGNITUDES)
         if dom.largest > 1e150:
             big = dom.largest
@@ -277,22 +277,6 @@ def _distinct(seams: tuple[Seam, ...], params: Params) -> list[Seam]:
 # ------------------------------------------------------------------------------------------
 
 
-def _targets(dom: Domain, rng: np.random.Generator, shape: Shape) -> np.ndarray:
-    """Ordinary targets of the domain."""
-    if dom.labels:
-        return rng.choice(np.asarray(dom.labels, dtype=np.float64), size=shape)
-    return _fit_targets(dom, rng.uniform(*dom.target, size=shape))
-
-
-def _fit_targets(dom: Domain, t: np.ndarray) -> np.ndarray:
-    """``t`` moved into the declared domain: labels in turn, checked bounds by clipping."""
-    if dom.labels:
-        return np.resize(np.asarray(dom.labels, dtype=np.float64), t.shape)
-    lo = -np.inf if dom.target_lo is None else dom.target_lo
-    hi = np.inf if dom.target_hi is None else dom.target_hi
-    return np.clip(t, lo, hi)
-
-
 def _ordinary_p(plan: Plan, rng: np.random.Generator, shape: Shape,
                 params: Params) -> np.ndarray:
     return plan.sample(rng, shape, params)[0].copy()
@@ -314,9 +298,9 @@ def _seam_edges(plan: Plan, seam: Seam, rng: np.random.Generator, shape: Shape,
             out.append(EdgeCase(f"{seam.label}: {where}", p, np.asarray(t, dtype=np.float64)))
         return out
     v = np.resize(np.asarray([*near, loc]), shape)
-    t = _targets(dom, rng, shape)
+    t = dom.sample_targets(rng, shape)
     if seam.coordinate == "residual":
-        zero = _fit_targets(dom, np.zeros(shape))
+        zero = dom.fit_targets(np.zeros(shape))
         t = zero if not np.any(zero) else t  # d = p - 0 is exact
         p = t + v
     elif seam.coordinate == "predicted":

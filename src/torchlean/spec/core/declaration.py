@@ -199,6 +199,21 @@ class Domain:
     def checked(self) -> bool:
         return self.target_lo is not None or self.target_hi is not None
 
+    def fit_targets(self, t: np.ndarray) -> np.ndarray:
+        """``t`` moved into the domain: labels in turn, checked bounds by clipping."""
+        if self.labels:
+            return np.resize(np.asarray(self.labels, dtype=np.float64), np.shape(t))
+        lo = -np.inf if self.target_lo is None else self.target_lo
+        hi = np.inf if self.target_hi is None else self.target_hi
+        return np.clip(t, lo, hi)
+
+    def sample_targets(self, rng: np.random.Generator, shape: Shape) -> np.ndarray:
+        """Ordinary targets: labels drawn at random, else uniform in ``target`` (inside the
+        checked bounds)."""
+        if self.labels:
+            return rng.choice(np.asarray(self.labels, dtype=np.float64), size=shape)
+        return self.fit_targets(rng.uniform(*self.target, size=shape))
+
 
 # --------------------------------------------------------------------------------------------
 # The declaration
@@ -533,22 +548,16 @@ def _coordinate_range(dom: Domain, coord: str, cuts: list[float]) -> tuple[float
     return lo, hi
 
 
-def _targets(dom: Domain, rng: np.random.Generator, shape: Shape) -> np.ndarray:
-    if dom.labels:
-        return rng.choice(np.asarray(dom.labels, dtype=float), size=shape)
-    return rng.uniform(*dom.target, size=shape)
-
-
 def _place(dom: Domain, coord: str, v: np.ndarray, rng: np.random.Generator,
            shape: Shape) -> tuple[np.ndarray, np.ndarray]:
     """``(p, t)`` whose ``coord`` is ``v``."""
     if coord == "residual":
-        t = _targets(dom, rng, shape)
+        t = dom.sample_targets(rng, shape)
         return t + v, t
     if coord == "predicted":
-        return v, _targets(dom, rng, shape)
+        return v, dom.sample_targets(rng, shape)
     # margin t p = v: a target away from 0
-    t = _targets(dom, rng, shape)
+    t = dom.sample_targets(rng, shape)
     t = np.where(np.abs(t) < 0.25, np.copysign(0.25, t) + (t == 0) * 0.25, t)
     return v / t, t
 
@@ -556,7 +565,7 @@ def _place(dom: Domain, coord: str, v: np.ndarray, rng: np.random.Generator,
 def _uniform_sampler(dom: Domain) -> Sampler:
     def sample(rng: np.random.Generator, shape: Shape,
                params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        return rng.uniform(*dom.predicted, size=shape), _targets(dom, rng, shape)
+        return rng.uniform(*dom.predicted, size=shape), dom.sample_targets(rng, shape)
 
     return sample
 
