@@ -16,6 +16,7 @@ from torchlean.errors import (
     TorchleanError,
     UnsupportedOperationError,
 )
+from torchlean.per_sample import grad_hess
 from torchlean.registry import LOSSES, LossEntry, get_loss, value_and_deriv
 from torchlean.spec.core.declaration import (
     Domain,
@@ -46,5 +47,6 @@ __all__ = [
     "__version__",
     "define_loss",
     "get_loss",
+    "grad_hess",
     "value_and_deriv",
 ]

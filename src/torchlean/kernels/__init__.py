@@ -142,3 +142,10 @@ def fast_value_and_deriv(name: str, predicted: Any, target: Any,
 
     return torch_value_and_deriv(decl, kern, predicted, target, kwargs,
                                  bool(_kernels()) and _MODE != "torch")
+
+
+def fast_grad_hess(decl: Any, predicted: Any, target: Any, sample_weight: Any,
+                   params: dict[str, Any], check_domain: bool) -> tuple[Any, Any] | None:
+    """``(grad, hess)`` of :func:`torchlean.grad_hess` through a fast path, or None when none
+    applies (the spec then runs)."""
+    return None

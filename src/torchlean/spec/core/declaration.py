@@ -54,6 +54,7 @@ from torchlean.spec.core.context import Context, resolve_context
 from torchlean.spec.core.tensor import check_same_shape, mean_denominator, mean_over
 
 __all__ = [
+    "HESSIAN_SIGNS",
     "KINDS",
     "REDUCTIONS",
     "Domain",
@@ -72,6 +73,8 @@ __all__ = [
 ]
 
 KINDS = ("elementwise", "slice", "whole")
+#: what a declaration may say of the sign of its second derivative (``hessian_sign``)
+HESSIAN_SIGNS = ("positive", "nonnegative", "any")
 REDUCTIONS = ("mean", "sum", "none")
 #: what a :class:`Seam` may sit on (see :class:`Seam`)
 COORDINATES = ("residual", "predicted", "margin", "norm")
@@ -140,6 +143,9 @@ class Seam:
     label: str
     kink: bool = True
     choice: str = ""
+    #: the second derivative the declaration takes here, in words (where the derivative has a
+    #: kink of its own: Huber's ``|d| = delta``, or where the value does)
+    second_choice: str = ""
 
     def location(self, params: Mapping[str, Any]) -> float:
         """The seam's place as a float64 (for sampling around it)."""
@@ -194,6 +200,10 @@ class Domain:
     #: default (a term may square its input); a loss evaluated without overflow where its value
     #: is finite may declare up to the largest float
     largest: float = 1e150
+    #: the per-sample API (:func:`torchlean.grad_hess`, the boosting adapters) refuses a target
+    #: that is not one of ``labels`` (logistic's 0 and 1); the value and derivative accept any
+    #: target in the checked range
+    only_labels: bool = False
 
     @property
     def checked(self) -> bool:
@@ -264,6 +274,19 @@ class LossDeclaration:
     doc: str = ""
     #: the module that declared it ("torchlean" for the package's own)
     origin: str = ""
+    #: the second derivative: for an elementwise loss ``second(c, p, t, **params)``, the
+    #: derivative of the derivative term w.r.t. that element of ``p`` (per element, unreduced);
+    #: for a slice loss the diagonal of each slice's Hessian. None: not declared
+    second_term: Term | None = None
+    #: a slice loss's Hessian-vector product ``hvp(c, p, t, v, **params)``: each slice's
+    #: Hessian (of the unreduced terms) times that slice of ``v``
+    hvp_term: Term | None = None
+    #: the sign of the second derivative wherever it is finite: "positive" (> 0, it may
+    #: underflow to 0), "nonnegative" (0 on whole regions: mae, hinge, quantile), "any" (it may
+    #: be negative); the boosting adapters' Hessian policy reads it, the certifier checks it
+    hessian_sign: str = "any"
+    #: the second derivative in words, for the docs
+    second_text: str = ""
 
     def __post_init__(self) -> None:
         _validate_declaration(self)
@@ -333,12 +356,7 @@ class LossDeclaration:
         shape = check_same_shape(c, p, t, self.arg_names)
         if self.kind == "slice":
             require_axis(c, p, self.arg_names[0])
-        if check_domain and self.domain.checked:
-            what = caller or f"the {self.name} loss"
-            if self.domain.what:
-                what += f" ({self.domain.what})"
-            t = c.check_range(t, name=self.arg_names[1], lo=self.domain.target_lo,
-                              hi=self.domain.target_hi, what=what)
+        t = self._checked_target(c, t, check_domain, caller)
         with c.scope():
             if self.kind == "slice" and 0 in shape:
                 # an empty slice has no softmax; the totalized results: 0 and an empty array
@@ -358,6 +376,73 @@ class LossDeclaration:
             if self.reduction == "mean":
                 g = mean_over(g, shape)
             return c.finish_deriv(g)
+
+    # -- second order -------------------------------------------------------------------------------
+    @property
+    def has_second(self) -> bool:
+        """Whether the loss declares its second derivative (a slice loss: the diagonal and the
+        Hessian-vector product)."""
+        if self.kind == "slice":
+            return self.second_term is not None and self.hvp_term is not None
+        return self.kind == "elementwise" and self.second_term is not None
+
+    def second(self, predicted: Any, target: Any, /, *, ctx: Context | Any = None,
+               check_domain: bool = True, **params: Any) -> Any:
+        """The diagonal of the Hessian of :meth:`value` w.r.t. ``predicted`` (for an
+        elementwise loss, the whole Hessian: it is diagonal), in the shape of ``predicted``."""
+        return self._second_order(predicted, target, None, ctx=ctx, check_domain=check_domain,
+                                  params=params)
+
+    def hvp(self, predicted: Any, target: Any, vector: Any, /, *, ctx: Context | Any = None,
+            check_domain: bool = True, **params: Any) -> Any:
+        """The Hessian of :meth:`value` w.r.t. ``predicted`` times ``vector`` (same shape)."""
+        return self._second_order(predicted, target, vector, ctx=ctx,
+                                  check_domain=check_domain, params=params)
+
+    def _second_order(self, predicted: Any, target: Any, vector: Any, *, ctx: Any,
+                      check_domain: bool, params: Mapping[str, Any]) -> Any:
+        if not self.has_second:
+            from torchlean.errors import UnsupportedOperationError
+
+            what = ("a second derivative (diagonal) and a Hessian-vector product"
+                    if self.kind == "slice" else "a second derivative")
+            raise UnsupportedOperationError(
+                f"the {self.name} loss declares no {what}"
+                + (" (a whole-tensor loss has none)" if self.kind == "whole" else "")
+            )
+        self.bind_params(params)
+        prm = self.checked_params(params)
+        c, p, t = resolve_context(ctx, predicted, target, self.arg_names)
+        shape = check_same_shape(c, p, t, self.arg_names)
+        v = None
+        if vector is not None:
+            c2, _, v = c.bind(predicted, vector, (self.arg_names[0], "vector"))
+            check_same_shape(c2, p, v, (self.arg_names[0], "vector"))
+        if self.kind == "slice":
+            require_axis(c, p, self.arg_names[0])
+        t = self._checked_target(c, t, check_domain, None)
+        with c.scope():
+            if 0 in shape:
+                return c.finish_deriv(p - t)
+            if self.kind == "slice" and v is not None:
+                h = self.hvp_term(c, p, t, v, **prm)
+            else:
+                h = self.second_term(c, p, t, **prm)  # type: ignore[misc]
+                if v is not None:
+                    h = h * v
+            if self.reduction == "mean":
+                h = mean_over(h, shape)
+            return c.finish_deriv(h)
+
+    def _checked_target(self, c: Context, t: Any, check_domain: bool,
+                        caller: str | None) -> Any:
+        if check_domain and self.domain.checked:
+            what = caller or f"the {self.name} loss"
+            if self.domain.what:
+                what += f" ({self.domain.what})"
+            t = c.check_range(t, name=self.arg_names[1], lo=self.domain.target_lo,
+                              hi=self.domain.target_hi, what=what)
+        return t
 
     # -- derived data ---------------------------------------------------------------------------
     def region_zones(self) -> tuple[Zone, ...]:
@@ -447,6 +532,19 @@ def _validate_declaration(d: LossDeclaration) -> None:
         if key in ("ctx", "check_domain"):
             raise ParameterError(f"`{key}` is reserved; name the parameter of the {d.name} "
                                  f"loss otherwise")
+    if d.hessian_sign not in HESSIAN_SIGNS:
+        raise ParameterError(f"`hessian_sign` must be one of {', '.join(HESSIAN_SIGNS)}; got "
+                             f"{d.hessian_sign!r}")
+    for key in ("second_term", "hvp_term"):
+        fn = getattr(d, key)
+        if fn is not None and not callable(fn):
+            raise ParameterError(f"`{key}` of the {d.name} loss must be a function; got {fn!r}")
+    if d.kind == "whole" and (d.second_term is not None or d.hvp_term is not None):
+        raise ParameterError(f"the {d.name} loss is a whole-tensor loss: it cannot declare a "
+                             f"second derivative term")
+    if d.kind == "elementwise" and d.hvp_term is not None:
+        raise ParameterError(f"the {d.name} loss is elementwise: its Hessian is diagonal, declare "
+                             f"`second` only (no `hvp`)")
     for s in d.seams:
         if s.coordinate not in COORDINATES:
             raise ParameterError(
@@ -651,6 +749,25 @@ class _Pending:
         self._decl = register(LossDeclaration(deriv_term=fn, **self._fields))
         return self._decl
 
+    def second(self, fn: Term) -> LossDeclaration:
+        """Decorate the second-derivative term (elementwise: per element; slice: each slice's
+        Hessian diagonal); the registered declaration is replaced by one that has it."""
+        return self._add("second_term", fn)
+
+    def hvp(self, fn: Term) -> LossDeclaration:
+        """Decorate a slice loss's Hessian-vector product term ``hvp(c, p, t, v, **params)``."""
+        return self._add("hvp_term", fn)
+
+    def _add(self, key: str, fn: Term) -> LossDeclaration:
+        if key in self._fields and self._fields[key] is not None:
+            raise ParameterError(f"the {self.name} loss already declares `{key}`")
+        self._fields[key] = fn
+        if self._decl is not None:
+            self._decl = register(self._decl.with_changes(**{key: fn}), replace_existing=True)
+            return self._decl
+        LossDeclaration(deriv_term=_placeholder, **self._fields)  # validated now
+        return self  # type: ignore[return-value]
+
     @property
     def declaration(self) -> LossDeclaration:
         if self._decl is None:
@@ -695,7 +812,9 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
                 criterion_name: str = "", kernel: Any = None,
                 arg_names: tuple[str, str] = ("predicted", "target"), formula: str = "",
                 derivative_text: str = "", kink_text: str = "",
-                deriv: Term | None = None) -> Callable[[Term], Any]:
+                deriv: Term | None = None, second: Term | None = None,
+                hvp: Term | None = None, hessian_sign: str = "any",
+                second_text: str = "") -> Callable[[Term], Any]:
     """Declare a loss from its value term (the decorated function).
 
     ``params``: ``{"delta": 1.0}`` (a number default: any finite real accepted) or
@@ -725,7 +844,8 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
             "kernel": kernel, "arg_names": arg_names, "formula": formula,
             "derivative_text": derivative_text, "kink_text": decl_seams_text,
             "doc": inspect.getdoc(fn) or "",
-            "origin": origin,
+            "origin": origin, "second_term": second, "hvp_term": hvp,
+            "hessian_sign": hessian_sign, "second_text": second_text,
         }
         # a dry validation now, so a bad kind, reduction or seam is refused at declaration time
         LossDeclaration(deriv_term=_placeholder, **fields)
