@@ -377,7 +377,7 @@ class LossDeclaration:
                 g = mean_over(g, shape)
             return c.finish_deriv(g)
 
-    # -- second order -------------------------------------------------------------------------------
+    # -- second order ---------------------------------------------------------------------------
     @property
     def has_second(self) -> bool:
         """Whether the loss declares its second derivative (a slice loss: the diagonal and the
