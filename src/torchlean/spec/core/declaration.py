@@ -287,6 +287,9 @@ class LossDeclaration:
     hessian_sign: str = "any"
     #: the second derivative in words, for the docs
     second_text: str = ""
+    #: the fused per-sample (gradient, Hessian) kernel of :func:`torchlean.grad_hess`, a lazy
+    #: "module:attribute" reference like ``kernel``; None: the spec runs
+    grad_hess_kernel: Any = None
 
     def __post_init__(self) -> None:
         _validate_declaration(self)
@@ -814,7 +817,7 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
                 derivative_text: str = "", kink_text: str = "",
                 deriv: Term | None = None, second: Term | None = None,
                 hvp: Term | None = None, hessian_sign: str = "any",
-                second_text: str = "") -> Callable[[Term], Any]:
+                second_text: str = "", grad_hess_kernel: Any = None) -> Callable[[Term], Any]:
     """Declare a loss from its value term (the decorated function).
 
     ``params``: ``{"delta": 1.0}`` (a number default: any finite real accepted) or
@@ -846,6 +849,7 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
             "doc": inspect.getdoc(fn) or "",
             "origin": origin, "second_term": second, "hvp_term": hvp,
             "hessian_sign": hessian_sign, "second_text": second_text,
+            "grad_hess_kernel": grad_hess_kernel,
         }
         # a dry validation now, so a bad kind, reduction or seam is refused at declaration time
         LossDeclaration(deriv_term=_placeholder, **fields)
