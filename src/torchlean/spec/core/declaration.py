@@ -143,8 +143,10 @@ class Seam:
     label: str
     kink: bool = True
     choice: str = ""
-    #: the second derivative the declaration takes here, in words (where the derivative has a
-    #: kink of its own: Huber's ``|d| = delta``, or where the value does)
+    #: the second derivative the declaration takes here, in words. Given, the seam is a kink of
+    #: the DERIVATIVE (Huber's ``|d| = delta``, a clamp bound, ``|d|``'s 0): the declared second
+    #: derivative must lie between the one-sided derivatives of the derivative term. Empty, the
+    #: derivative is smooth across it: both one-sided second derivatives equal the declared one
     second_choice: str = ""
 
     def location(self, params: Mapping[str, Any]) -> float:
