@@ -167,8 +167,14 @@ def _mse_deriv(c: Context, p: Any, t: Any, *, n: int) -> Any:
     return 2 * ((p - t) / n)
 
 
+def _mse_second(c: Context, p: Any, t: Any) -> Any:
+    d = p - t
+    return c.where(c.isnan(d), d, 2)
+
+
 MSE: LossDeclaration = define_loss(
     "mse", formula="sum(d**2) / n", derivative_text="2 d / n",
+    second=_mse_second, second_text="2 / n", hessian_sign="positive",
     domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:mse",
     torch_reference=lambda p, t: _F().mse_loss(p, t), torch_text="F.mse_loss(p, t)",
@@ -207,11 +213,19 @@ def _mae_deriv(c: Context, p: Any, t: Any) -> Any:
     return c.sign(p - t)
 
 
+def _zero_second(c: Context, p: Any, t: Any, **_: Any) -> Any:
+    # a piecewise-linear value: no curvature anywhere it is differentiable
+    d = p - t
+    return c.where(c.isnan(d), d, 0)
+
+
 MAE: LossDeclaration = define_loss(
     "mae", formula="sum(|d|) / n", derivative_text="sign(d) / n, sign(0) = 0",
+    second=_zero_second, second_text="0 (at d = 0 too)", hessian_sign="nonnegative",
     domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:mae",
-    seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0")],
+    seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0",
+                second_choice="second derivative 0")],
     torch_reference=lambda p, t: _F().l1_loss(p, t), torch_text="F.l1_loss(p, t)",
     deriv=_mae_deriv)(_mae)
 
@@ -258,14 +272,25 @@ def _huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
     return c.where(c.lt(c.abs(d), dl), d / dl, c.sign(d))
 
 
+def _huber_second(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    d = p - t
+    if delta == 0:
+        return c.where(c.isnan(d), d, 0)
+    return _keep_nan(c, c.where(c.lt(c.abs(d), c.const(delta)), 1 / c.const(delta), 0), d)
+
+
 HUBER: LossDeclaration = define_loss(
     "huber", params=[_DELTA],
+    second=_huber_second, hessian_sign="nonnegative",
+    second_text="(1 / delta if |d| < delta else 0) / n",
     kernel="torchlean.kernels.terms:huber",
     formula="sum(h(d)) / n, h(d) = d**2 / (2 delta) if |d| < delta else |d| - delta / 2",
     derivative_text="(d / delta if |d| < delta else sign(d)) / n",
     kink_text="none for delta > 0 (C1); delta = 0 is mae",
-    seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False),
-           Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False)],
+    seams=[Seam("residual", lambda k, prm: -k.const(prm["delta"]), "d = -delta", kink=False,
+                second_choice="second derivative 0 (the linear side)"),
+           Seam("residual", lambda k, prm: k.const(prm["delta"]), "d = delta", kink=False,
+                second_choice="second derivative 0 (the linear side)")],
     domain=Domain(largest=_LARGEST, text="predicted, target: real; delta >= 0"),
     torch_reference=lambda p, t, delta: _F().smooth_l1_loss(p, t, beta=delta),
     torch_text="F.smooth_l1_loss(p, t, beta=delta)",
@@ -335,8 +360,22 @@ def _pseudo_huber_deriv(c: Context, p: Any, t: Any, *, delta: float) -> Any:
     return c.where(c.lt(a, 1), d / c.sqrt(1 + m * m), c.sign(d) * dl / c.sqrt(1 + q * q))
 
 
+def _pseudo_huber_second(c: Context, p: Any, t: Any, *, delta: float) -> Any:
+    dl = c.const(delta)
+    ad = c.abs(p - t)
+    a = ad / dl
+    m, q = c.minimum(a, 1), dl / c.maximum(ad, dl)
+    # (1 + r**2)**(-3/2); from |d| = delta on as (q / sqrt(1 + q**2))**3, q = 1 / |r|, so that
+    # r**2 is never formed (it overflows where the result is merely small)
+    sm = 1 / c.sqrt(1 + m * m)
+    sq = q / c.sqrt(1 + q * q)
+    return c.where(c.lt(a, 1), sm * sm * sm, sq * sq * sq)
+
+
 PSEUDO_HUBER: LossDeclaration = define_loss(
     "pseudo_huber",
+    second=_pseudo_huber_second, hessian_sign="positive",
+    second_text="(1 + (d / delta)**2)**(-3/2) / n",
     kernel="torchlean.kernels.terms:pseudo_huber",
     params=[Param("delta", 1.0, _check_positive_delta, "scale of the quadratic region")],
     formula="sum(delta**2 (sqrt(1 + (d / delta)**2) - 1)) / n",
@@ -386,11 +425,12 @@ def _strictly_inside(c: Context, p: Any, epsilon: float) -> Any:
 
 
 _CLAMP_SEAMS = [
-    Seam("predicted", lambda k, prm: k.const(prm["epsilon"]), "p = eps", choice="derivative 0"),
+    Seam("predicted", lambda k, prm: k.const(prm["epsilon"]), "p = eps", choice="derivative 0",
+         second_choice="second derivative 0"),
     # the logs switch evaluation form here (through q below 1/2, through 1 - p above)
     Seam("predicted", lambda k, prm: k.const(0.5), "p = 1/2", kink=False),
     Seam("predicted", lambda k, prm: 1 - k.const(prm["epsilon"]), "p = 1 - eps",
-         choice="derivative 0"),
+         choice="derivative 0", second_choice="second derivative 0"),
 ]
 
 
@@ -416,8 +456,17 @@ def _cross_entropy_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
     return _keep_nan(c, c.where(inside, -t / q, 0), p, t)
 
 
+def _cross_entropy_second(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    inside = _strictly_inside(c, p, epsilon)
+    q, _, _ = _clip_probability(c, p, epsilon)
+    # (t / q) / q: q * q would underflow for a tiny eps
+    return _keep_nan(c, c.where(inside, t / q / q, 0), p, t)
+
+
 CROSS_ENTROPY: LossDeclaration = define_loss(
     "cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
+    second=_cross_entropy_second, hessian_sign="any",
+    second_text="t / p**2 / n where eps < p < 1 - eps, else 0",
     kernel="torchlean.kernels.terms:cross_entropy",
     formula="-sum(t log(clamp(p, eps, 1 - eps))) / n, n over ALL elements",
     derivative_text="-t / p / n where eps < p < 1 - eps, else 0",
@@ -483,8 +532,35 @@ def _cross_entropy_logits_deriv(c: Context, z: Any, t: Any) -> Any:
     return c.where(c.lt(1, 2 * sm), near_one, sm * mass - t)
 
 
+def _softmax_parts(c: Context, z: Any) -> tuple[Any, Any]:
+    """``(softmax, 1 - softmax)`` over the last axis; ``1 - softmax`` where softmax > 1/2 as
+    ``(r - expm1(s)) / (1 + r)`` (the same real: the other classes' mass), which cancels
+    nothing."""
+    s, r = shifted(c, z)
+    sm = c.exp(s) / (1 + r)
+    rest = c.where(c.lt(1, 2 * sm), (r - c.expm1(s)) / (1 + r), 1 - sm)
+    return sm, rest
+
+
+def _cross_entropy_logits_second(c: Context, z: Any, t: Any) -> Any:
+    # the diagonal of sum_last(t) (diag(softmax) - softmax softmax^T)
+    mass = c.sum(t, axis=-1, keepdims=True)
+    sm, rest = _softmax_parts(c, z)
+    return mass * (sm * rest)
+
+
+def _cross_entropy_logits_hvp(c: Context, z: Any, t: Any, v: Any) -> Any:
+    # sum_last(t) (softmax v - softmax (softmax . v)), per slice
+    mass = c.sum(t, axis=-1, keepdims=True)
+    sm, _ = _softmax_parts(c, z)
+    return mass * (sm * (v - c.sum(sm * v, axis=-1, keepdims=True)))
+
+
 CROSS_ENTROPY_LOGITS: LossDeclaration = define_loss(
     "cross_entropy_logits", kind="slice", arg_names=("logits", "target"),
+    second=_cross_entropy_logits_second, hvp=_cross_entropy_logits_hvp,
+    second_text="diagonal: sum_last(t) softmax(z) (1 - softmax(z)) / n; Hessian times v: "
+                "sum_last(t) softmax (v - softmax . v) / n",
     kernel="torchlean.kernels.terms:cross_entropy_logits",
     formula="-sum(t log_softmax(z)) / n, softmax over the LAST axis, n over ALL elements",
     derivative_text="(softmax(z) sum_last(t) - t) / n",
@@ -538,9 +614,11 @@ def _hinge_deriv(c: Context, x: Any, t: Any) -> Any:
 
 HINGE: LossDeclaration = define_loss(
     "hinge", formula="sum(max(0, 1 - t x)) / n",
+    second=_zero_second, second_text="0 (at the margin too)", hessian_sign="nonnegative",
     kernel="torchlean.kernels.terms:hinge",
     derivative_text="-t / n where 1 - t x > 0, else 0",
-    seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0")],
+    seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0",
+                second_choice="second derivative 0")],
     domain=Domain(largest=_LARGEST, predicted=(-2.0, 3.0), labels=(-1.0, 1.0),
                   text="predicted: scores; target: labels, usually -1 or 1"),
     torch_reference=lambda p, t: _torch().relu(1 - t * p).mean(),
@@ -583,8 +661,13 @@ def _poisson_deriv(c: Context, x: Any, t: Any) -> Any:
     return c.where(near_one, c.expm1(x) - (t - 1), c.exp(x) - t)
 
 
+def _poisson_second(c: Context, x: Any, t: Any) -> Any:
+    return _keep_nan(c, c.exp(x), t)
+
+
 POISSON: LossDeclaration = define_loss(
     "poisson", formula="sum(exp(x) - t x) / n", derivative_text="(exp(x) - t) / n",
+    second=_poisson_second, second_text="exp(x) / n", hessian_sign="positive",
     kernel="torchlean.kernels.terms:poisson",
     domain=Domain(largest=_LARGEST, target=(0.0, 5.0), target_lo=0.0, what="counts",
                   text="predicted: log-rates; target: counts >= 0 (checked)"),
@@ -785,8 +868,16 @@ def _log_cosh_deriv(c: Context, p: Any, t: Any) -> Any:
     return c.tanh(p - t)
 
 
+def _log_cosh_second(c: Context, p: Any, t: Any) -> Any:
+    # sech(d)**2 = 1 - tanh(d)**2 = 4 e / (1 + e)**2, e = exp(-2 |d|): no cancellation, no
+    # overflow (1 - tanh**2 loses every digit once tanh rounds to 1)
+    e = c.exp(-2 * c.abs(p - t))
+    return 4 * e / ((1 + e) * (1 + e))
+
+
 LOG_COSH: LossDeclaration = define_loss(
     "log_cosh", formula="sum(log(cosh(d))) / n", derivative_text="tanh(d) / n",
+    second=_log_cosh_second, second_text="sech(d)**2 / n", hessian_sign="positive",
     domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:log_cosh",
     kink_text="none",
@@ -837,8 +928,18 @@ def _bce_deriv(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
     return _keep_nan(c, c.where(inside, (q - t) / (q * (1 - q)), 0), p, t)
 
 
+def _bce_second(c: Context, p: Any, t: Any, *, epsilon: float) -> Any:
+    q, _, _ = _clip_probability(c, p, epsilon)
+    inside = _strictly_inside(c, p, epsilon)
+    r = 1 - q
+    # each quotient divided twice: a square of a tiny q or 1 - q would underflow
+    return _keep_nan(c, c.where(inside, t / q / q + (1 - t) / r / r, 0), p, t)
+
+
 BINARY_CROSS_ENTROPY: LossDeclaration = define_loss(
     "binary_cross_entropy", params=[_EPS], seams=_CLAMP_SEAMS,
+    second=_bce_second, hessian_sign="nonnegative",
+    second_text="(t / p**2 + (1 - t) / (1 - p)**2) / n where eps < p < 1 - eps, else 0",
     kernel="torchlean.kernels.terms:binary_cross_entropy",
     formula="mean of -(t log q + (1 - t) log(1 - q)), q = clamp(p, eps, 1 - eps)",
     derivative_text="(p - t) / (p (1 - p)) / n where eps < p < 1 - eps, else 0",
