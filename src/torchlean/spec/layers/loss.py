@@ -375,6 +375,7 @@ def _pseudo_huber_second(c: Context, p: Any, t: Any, *, delta: float) -> Any:
 PSEUDO_HUBER: LossDeclaration = define_loss(
     "pseudo_huber",
     second=_pseudo_huber_second, hessian_sign="positive",
+    grad_hess_kernel="torchlean.kernels.grad_hess_terms:pseudo_huber",
     second_text="(1 + (d / delta)**2)**(-3/2) / n",
     kernel="torchlean.kernels.terms:pseudo_huber",
     params=[Param("delta", 1.0, _check_positive_delta, "scale of the quadratic region")],
