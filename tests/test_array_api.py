@@ -70,11 +70,12 @@ def path(request: pytest.FixtureRequest) -> Any:
 
 
 def _target(name: str) -> list[list[float]]:
-    """``T``, or for a loss of labels its 0 / 1 mapped to the first and last label (hinge's
-    -1 and 1)."""
-    labels = LOSSES[name].domain.labels
+    """``T`` moved into the loss's checked domain, or for a loss of labels its 0 / 1 mapped to
+    the first and last label (hinge's -1 and 1)."""
+    dom = LOSSES[name].domain
+    labels = dom.labels
     if not labels:
-        return T
+        return dom.fit_targets(np.array(T)).tolist()
     return [[labels[-1] if x else labels[0] for x in row] for row in T]
 
 

@@ -16,7 +16,7 @@ from torchlean.contexts import rational
 from torchlean.errors import DomainError, DTypeError, UnsupportedOperationError
 from torchlean.spec.layers import loss as L
 
-RUNS = ("mse", "mae", "huber", "hinge")
+RUNS = ("mse", "mae", "huber", "hinge", "squared_error", "quantile")
 
 fractions = st.fractions(min_value=-4, max_value=4, max_denominator=12)
 # Pairs of equal-length lists of Fractions.

@@ -34,6 +34,13 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
         "cross_entropy_logits": (2, math.inf), "hinge": (1, 4), "poisson": (16, math.inf),
         "cosine_similarity": (math.inf, math.inf), "log_cosh": (2, 4),
         "binary_cross_entropy": (2, 4),
+        # derivatives that are differences of terms which cancel at the optimum (exp(s) - y,
+        # 1 - y exp(-s), softmax - t): certify's float check holds them to the one-ulp
+        # conditioning of the inputs instead
+        "poisson_log": (16, math.inf), "gamma_log": (4, math.inf),
+        "tweedie_log": (4, math.inf), "softmax": (2, math.inf),
+        # a product of five rounded factors (q**gamma through exp, r, L, q, a_t)
+        "binary_focal": (2, 8),
     },
 }
 # float32 logits derivatives: softmax * mass - t cancels even in float64 (docs/accuracy.md)

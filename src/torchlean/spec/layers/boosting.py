@@ -258,10 +258,6 @@ POISSON_LOG: LossDeclaration = define_loss(
     torch_text="F.poisson_nll_loss(s, y, log_input=True, full=False, reduction='sum')",
     deriv=_poisson_deriv)(_poisson)
 
-#: the smallest positive float64: ``y >= _TINY`` is ``y > 0`` for every float
-_TINY = math.ulp(0.0)
-
-
 def _gamma_log(c: Context, s: Any, y: Any) -> Any:
     return y * c.exp(-s) + s
 
@@ -279,9 +275,12 @@ GAMMA_LOG: LossDeclaration = define_loss(
     formula="sum(y exp(-s) + s), s the log-mean (the Gamma deviance up to terms free of s)",
     derivative_text="1 - y exp(-s)", second=_gamma_log_second, second_text="y exp(-s)",
     hessian_sign="positive",
-    domain=Domain(predicted=(-2.0, 2.0), target=(0.1, 5.0), target_lo=_TINY,
-                  what="positive targets",
-                  text="predicted: log-means; target: > 0 (checked)"),
+    # y = 0 lies outside the Gamma family (XGBoost's reg:gamma refuses it) but the terms are
+    # defined there (the value is s, with no minimum): only negative targets are refused
+    domain=Domain(predicted=(-2.0, 2.0), target=(0.1, 5.0), target_lo=0.0,
+                  what="non-negative targets",
+                  text="predicted: log-means; target: >= 0 (checked; the Gamma family "
+                       "needs y > 0, at y = 0 the value s has no minimum)"),
     grad_hess_kernel=_KERNELS + "gamma_log",
     torch_reference=lambda s, y: (y * _torch().exp(-s) + s).sum(),
     torch_text="(y * torch.exp(-s) + s).sum()",
