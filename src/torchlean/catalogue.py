@@ -68,18 +68,20 @@ def _params(decl: LossDeclaration) -> str:
 
 def loss_table(decls: Iterable[LossDeclaration]) -> str:
     """One row per loss: its kind and reduction, value, derivative w.r.t. ``predicted``, the
-    derivative chosen at each kink, the PyTorch expression with the same value, its parameters
+    derivative chosen at each kink, the second derivative and its sign, the PyTorch expression with the same value, its parameters
     with their defaults and its domain, as the declaration states them."""
     lines = [
         "| loss | kind, reduction | value | derivative w.r.t. `predicted` | kinks: derivative "
-        "chosen | PyTorch equivalent | parameters | domain |",
-        "|---|---|---|---|---|---|---|---|",
+        "chosen | second derivative (sign) | PyTorch equivalent | parameters | domain |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for d in decls:
+        second = (f"{_code(d.second_text)} ({d.hessian_sign})" if d.has_second
+                  else "not declared")
         lines.append(
             f"| `{d.name}` | {d.kind}, {d.reduction} | {_code(d.formula)} | "
-            f"{_code(d.derivative_text)} | {_cell(d.kink_text)} | {_code(d.torch_text)} | "
-            f"{_params(d)} | {_cell(d.domain.text)} |"
+            f"{_code(d.derivative_text)} | {_cell(d.kink_text)} | {second} | "
+            f"{_code(d.torch_text)} | {_params(d)} | {_cell(d.domain.text)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -754,14 +754,20 @@ class _Pending:
         self._decl = register(LossDeclaration(deriv_term=fn, **self._fields))
         return self._decl
 
-    def second(self, fn: Term) -> LossDeclaration:
+    def second(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Decorate the second-derivative term (elementwise: per element; slice: each slice's
-        Hessian diagonal); the registered declaration is replaced by one that has it."""
-        return self._add("second_term", fn)
+        Hessian diagonal); the registered declaration is replaced by one that has it. Called
+        with arrays instead, it is the declaration's :meth:`LossDeclaration.second`."""
+        if callable(fn) and not args and not kwargs:
+            return self._add("second_term", fn)
+        return self.declaration.second(fn, *args, **kwargs)
 
-    def hvp(self, fn: Term) -> LossDeclaration:
-        """Decorate a slice loss's Hessian-vector product term ``hvp(c, p, t, v, **params)``."""
-        return self._add("hvp_term", fn)
+    def hvp(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Decorate a slice loss's Hessian-vector product term ``hvp(c, p, t, v, **params)``;
+        called with arrays, the declaration's :meth:`LossDeclaration.hvp`."""
+        if callable(fn) and not args and not kwargs:
+            return self._add("hvp_term", fn)
+        return self.declaration.hvp(fn, *args, **kwargs)
 
     def _add(self, key: str, fn: Term) -> LossDeclaration:
         if key in self._fields and self._fields[key] is not None:
