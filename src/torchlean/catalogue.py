@@ -68,8 +68,9 @@ def _params(decl: LossDeclaration) -> str:
 
 def loss_table(decls: Iterable[LossDeclaration]) -> str:
     """One row per loss: its kind and reduction, value, derivative w.r.t. ``predicted``, the
-    derivative chosen at each kink, the second derivative and its sign, the PyTorch expression with the same value, its parameters
-    with their defaults and its domain, as the declaration states them."""
+    derivative chosen at each kink, the second derivative and its sign, the PyTorch expression
+    with the same value, its parameters with their defaults and its domain, as the declaration
+    states them."""
     lines = [
         "| loss | kind, reduction | value | derivative w.r.t. `predicted` | kinks: derivative "
         "chosen | second derivative (sign) | PyTorch equivalent | parameters | domain |",
