@@ -147,5 +147,25 @@ def fast_value_and_deriv(name: str, predicted: Any, target: Any,
 def fast_grad_hess(decl: Any, predicted: Any, target: Any, sample_weight: Any,
                    params: dict[str, Any], check_domain: bool) -> tuple[Any, Any] | None:
     """``(grad, hess)`` of :func:`torchlean.grad_hess` through a fast path, or None when none
-    applies (the spec then runs)."""
-    return None
+    applies (the spec then runs).
+
+    It applies to NumPy float32/float64 ``predicted`` (NumPy targets and weights) of a
+    declaration naming a ``grad_hess_kernel`` (:mod:`.grad_hess_kernel`), with numba installed:
+    one compiled pass (:mod:`.grad_hess_path`) that also checks the target's domain (when
+    ``check_domain``) and the weights' signs, and hands anything the spec would refuse back to
+    the spec, which raises its own error."""
+    if not enabled() or getattr(decl, "grad_hess_kernel", None) is None:
+        return None
+    if type(predicted) is not np.ndarray or type(target) is not np.ndarray:
+        return None
+    if sample_weight is not None and type(sample_weight) is not np.ndarray:
+        return None
+    if not _kernels():
+        return None
+    from torchlean.kernels.grad_hess_kernel import resolve as resolve_grad_hess
+    from torchlean.kernels.grad_hess_path import grad_hess
+
+    kern = resolve_grad_hess(decl)
+    if kern is None:
+        return None
+    return grad_hess(kern, decl, predicted, target, sample_weight, params, check_domain)

@@ -1,0 +1,221 @@
+"""The per-sample loops of :func:`torchlean.grad_hess`, each written once and compiled around a
+term: :func:`build` for an elementwise term, :func:`build_rows` for a row term.
+
+:func:`_per_sample` runs ``prange`` over blocks of ``CHUNK`` samples; inside a block a
+unit-stride loop from index 0 calls the term on each sample (as float64), multiplies gradient
+and Hessian by the weight (when ``WEIGHTED``) and stores both, rounded once to the output dtype.
+It counts what the spec would refuse: targets outside ``[LO, HI]`` (when ``CHECKED``) and
+negative weights; NaN is not counted, as the spec's range check lets it through.
+:func:`_per_row` does the same over the rows of a 2-D array, one weight per row.
+
+As in :mod:`torchlean.kernels.skeleton` the globals ``TERM``, ``APPLY``, ``CHECKED``,
+``WEIGHTED``, ``LO`` and ``HI`` are bound per compiled copy (numba compiles them as constants,
+so the term is inlined and the loop vectorised), each copy under its own qualified name with a
+hash of what it depends on, so numba's disk cache never loads a stale one. No value is summed,
+so the loops compile without ``fastmath``: every operation of a term rounds as written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import marshal
+import math
+import threading
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from torchlean.errors import ParameterError
+from torchlean.kernels import scalar, vmath
+from torchlean.kernels.grad_hess_kernel import PerRow, PerSample
+from torchlean.kernels.numba_kernels import CHUNK
+from torchlean.kernels.skeleton import _copy
+
+__all__ = ["MAX_PARAMS", "build", "build_rows"]
+
+TERM: Any = None
+APPLY: Any = None
+CHECKED = False
+WEIGHTED = False
+LO = -math.inf
+HI = math.inf
+
+#: no ``fastmath``: nothing is summed, and a term's operations must round as the spec's do
+JIT = {"parallel": True, "cache": True, "nogil": True, "error_model": "numpy"}
+_JIT_TERM = {"inline": "always", "error_model": "numpy"}
+
+
+def _apply0(p, t, prm):  # type: ignore[no-untyped-def]
+    return TERM(p, t)
+
+
+def _apply1(p, t, prm):  # type: ignore[no-untyped-def]
+    return TERM(p, t, prm[0])
+
+
+def _apply2(p, t, prm):  # type: ignore[no-untyped-def]
+    return TERM(p, t, prm[0], prm[1])
+
+
+def _apply3(p, t, prm):  # type: ignore[no-untyped-def]
+    return TERM(p, t, prm[0], prm[1], prm[2])
+
+
+_APPLY = (_apply0, _apply1, _apply2, _apply3)
+#: the most parameters a per-sample term may take
+MAX_PARAMS = len(_APPLY) - 1
+
+
+def _per_sample(p, t, w, g, h, prm):  # type: ignore[no-untyped-def]
+    """Targets outside ``[LO, HI]`` plus negative weights, over contiguous 1-D ``p``, ``t``
+    (``w`` too when ``WEIGHTED``); stores gradient and Hessian in ``g`` and ``h``."""
+    m = p.size
+    nb = (m + CHUNK - 1) // CHUNK
+    bads = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        k0 = b * CHUNK
+        k1 = min(k0 + CHUNK, m)
+        pc, tc, gc, hc = p[k0:k1], t[k0:k1], g[k0:k1], h[k0:k1]
+        wc = w[k0:k1] if WEIGHTED else w[0:0]
+        nbad = 0
+        for i in range(k1 - k0):
+            x = np.float64(pc[i])
+            y = np.float64(tc[i])
+            gi, hi = APPLY(x, y, prm)
+            if WEIGHTED:
+                wi = np.float64(wc[i])
+                gi = gi * wi
+                hi = hi * wi
+                nbad += 1 if wi < 0.0 else 0
+            gc[i] = gi
+            hc[i] = hi
+            if CHECKED:
+                # selects, not `or` (a branch keeps the loop from vectorising)
+                nbad += (1 if y < LO else 0) + (1 if y > HI else 0)
+        bads[b] = nbad
+    return bads.sum()
+
+
+def _per_row(z, t, w, g, h):  # type: ignore[no-untyped-def]
+    """The row term over the rows of C-contiguous 2-D ``z``, ``t`` (one weight per row when
+    ``WEIGHTED``); returns the number of targets outside ``[LO, HI]`` and negative weights."""
+    rows, cols = z.shape
+    per = max(1, CHUNK // max(cols, 1))
+    nb = (rows + per - 1) // per
+    bads = np.zeros(nb, dtype=np.int64)
+    for b in prange(nb):
+        r0 = b * per
+        r1 = min(r0 + per, rows)
+        zb = np.empty(cols)
+        tb = np.empty(cols)
+        gb = np.empty(cols)
+        hb = np.empty(cols)
+        nbad = 0
+        for r in range(r0, r1):
+            zr, tr, gr, hr = z[r], t[r], g[r], h[r]
+            for j in range(cols):
+                zb[j] = np.float64(zr[j])
+                y = np.float64(tr[j])
+                tb[j] = y
+                if CHECKED:
+                    nbad += (1 if y < LO else 0) + (1 if y > HI else 0)
+            TERM(zb, tb, gb, hb)
+            if WEIGHTED:
+                wi = np.float64(w[r])
+                nbad += 1 if wi < 0.0 else 0
+                for j in range(cols):
+                    gr[j] = gb[j] * wi
+                    hr[j] = hb[j] * wi
+            else:
+                for j in range(cols):
+                    gr[j] = gb[j]
+                    hr[j] = hb[j]
+        bads[b] = nbad
+    return bads.sum()
+
+
+_BUILT: dict[tuple[Any, ...], types.SimpleNamespace] = {}
+_LOCK = threading.Lock()
+
+
+def build(kern: PerSample, arity: int, weighted: bool, lo: float | None = None,
+          hi: float | None = None) -> types.SimpleNamespace:
+    """:func:`_per_sample` compiled around ``kern.term`` (taking ``arity`` parameters), with
+    weights or without, counting targets outside ``[lo, hi]`` when either bound is given:
+    ``PARALLEL`` and ``SERIAL`` twins for :func:`torchlean.kernels.kernel_set`. Cached; compiled
+    lazily (first call per dtype)."""
+    key = (kern, arity, weighted, lo, hi)
+    built = _BUILT.get(key)
+    if built is None:
+        with _LOCK:
+            built = _BUILT.get(key)
+            if built is None:
+                built = _BUILT[key] = _compile(kern.term, _per_sample, arity, weighted, lo, hi)
+    return built
+
+
+def build_rows(kern: PerRow, weighted: bool, lo: float | None = None,
+               hi: float | None = None) -> types.SimpleNamespace:
+    """:func:`_per_row` compiled around ``kern.row``, as :func:`build`."""
+    key = (kern, weighted, lo, hi)
+    built = _BUILT.get(key)
+    if built is None:
+        with _LOCK:
+            built = _BUILT.get(key)
+            if built is None:
+                built = _BUILT[key] = _compile(kern.row, _per_row, None, weighted, lo, hi)
+    return built
+
+
+def _compile(term: Any, loop: Any, arity: int | None, weighted: bool, lo: float | None,
+             hi: float | None) -> types.SimpleNamespace:
+    glb = dict(loop.__globals__)
+    jitted = njit(**_JIT_TERM)(term)
+    glb.update(TERM=jitted, CHECKED=lo is not None or hi is not None, WEIGHTED=weighted,
+               LO=-math.inf if lo is None else float(lo),
+               HI=math.inf if hi is None else float(hi))
+    if arity is not None:
+        _check_arity(term, arity)
+        apply = _copy(_APPLY[arity], glb, _APPLY[arity].__name__)
+        glb["APPLY"] = njit(**_JIT_TERM)(apply)
+    name = (f"{loop.__name__.lstrip('_')}_{getattr(term, '__name__', 'term')}_"
+            f"{_digest(term, arity, weighted, lo, hi)}")
+    out = types.SimpleNamespace()
+    out.PARALLEL = njit(**JIT)(_copy(loop, glb, name))
+    out.SERIAL = njit(**{**JIT, "parallel": False})(_copy(loop, glb, name + "_serial"))
+    return out
+
+
+def _check_arity(term: Any, arity: int) -> None:
+    if arity > MAX_PARAMS:
+        raise ParameterError(
+            f"a per-sample kernel term takes at most {MAX_PARAMS} parameters; the loss has "
+            f"{arity}")
+    try:
+        sig = inspect.signature(term)
+    except (TypeError, ValueError):
+        return
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if (len(sig.parameters) != 2 + arity
+            or any(q.kind not in kinds for q in sig.parameters.values())):
+        raise ParameterError(
+            f"the per-sample kernel term {getattr(term, '__name__', term)!r} must take (p, t) "
+            f"and the loss's {arity} parameter(s) positionally; got {sig}"
+        )
+
+
+def _digest(term: Any, *key: Any) -> str:
+    """A hash of everything a compiled copy depends on beyond this file."""
+    h = hashlib.sha256(repr((key, term.__module__, term.__qualname__)).encode())
+    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__):
+        try:
+            h.update(Path(src).read_bytes() if src else b"")
+        except OSError:
+            src = None
+        if not src:
+            h.update(marshal.dumps(term.__code__))
+    return h.hexdigest()[:12]
