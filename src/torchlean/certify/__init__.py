@@ -15,7 +15,11 @@ replacement ``(value_fn, deriv_fn)`` pair; where they look is read from the decl
 - :func:`check_frameworks` (e): agreement with PyTorch autograd where the semantics agree.
 
 :func:`run` runs them and returns a :class:`Report`; :func:`render` and :func:`write_json`
-print or save it. Every check counts what it examined; one that examined nothing fails, and a
+print or save it. A loss that declares its second derivative gets a second row, ``<loss>
+(2nd)``: the five checks run on its second-order declaration (:func:`second_order`: the
+derivative as the value, the second derivative as its derivative) and :func:`check_hessian`
+(the declared Hessian sign; for a slice loss, Hessian-vector products and diagonal against the
+derivative). Every check counts what it examined; one that examined nothing fails, and a
 loss whose checks were all skipped is not certified (docs/certification.md, "Verdicts").
 """
 
@@ -23,18 +27,29 @@ from __future__ import annotations
 
 from torchlean.certify.floats import THRESHOLDS, check_floats
 from torchlean.certify.frameworks import check_frameworks
+from torchlean.certify.hessian import check_hessian
 from torchlean.certify.intervals import check_intervals
 from torchlean.certify.kinks import check_kinks
 from torchlean.certify.modules import UserModule, load_module
 from torchlean.certify.report import render, write_json
-from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
-from torchlean.certify.runner import CHECK_FUNCTIONS, DEFAULT_POINTS, run
+from torchlean.certify.result import CHECKS, SECOND_CHECKS, CheckResult, LossReport, Report
+from torchlean.certify.runner import (
+    CHECK_FUNCTIONS,
+    DEFAULT_POINTS,
+    SECOND_CHECK_FUNCTIONS,
+    SECOND_POINTS,
+    run,
+)
+from torchlean.certify.second import second_order
 from torchlean.certify.symbolic import check_symbolic
 
 __all__ = [
     "CHECKS",
     "CHECK_FUNCTIONS",
     "DEFAULT_POINTS",
+    "SECOND_CHECKS",
+    "SECOND_CHECK_FUNCTIONS",
+    "SECOND_POINTS",
     "THRESHOLDS",
     "CheckResult",
     "LossReport",
@@ -42,11 +57,13 @@ __all__ = [
     "UserModule",
     "check_floats",
     "check_frameworks",
+    "check_hessian",
     "check_intervals",
     "check_kinks",
     "check_symbolic",
     "load_module",
     "render",
     "run",
+    "second_order",
     "write_json",
 ]

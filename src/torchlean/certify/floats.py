@@ -47,11 +47,14 @@ THRESHOLDS: dict[str, float] = {"float32": 1.0, "float64": 4.0}
 def check_floats(loss: Loss, value_fn: Callable[..., Any] | None = None,
                  deriv_fn: Callable[..., Any] | None = None, *,
                  params: dict[str, Any] | None = None, points: int = 0, seed: int = 0,
-                 thresholds: dict[str, float] | None = None) -> CheckResult:
+                 thresholds: dict[str, float] | None = None,
+                 value: bool = True) -> CheckResult:
     """Check (d) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
     ``deriv_fn``).
 
     ``points``: random points (of the declaration's zones) added to the edge-case suite.
+    ``value=False`` measures the derivative alone (a second-order row: its value, the first
+    derivative, is measured in the loss's own row).
     """
     try:
         oracle = Oracle()
@@ -77,17 +80,20 @@ def check_floats(loss: Loss, value_fn: Callable[..., Any] | None = None,
             if np.any(np.isinf(p) & np.isfinite(p64)) or np.any(np.isinf(t) & np.isfinite(t64)):
                 continue
             n_cases += 1
-            v = s.value(p, t, **s.call_params)
             g = np.asarray(s.deriv(p, t, **s.call_params))
             p_in, t_in = p.astype(np.float64), t.astype(np.float64)
-            v_ex = oracle.value(s.value, p_in, t_in, s.call_params)
             g_ex = oracle.deriv(s.deriv, p_in, t_in, s.call_params)
             box = _InputUlpBox(s, p_in, t_in)
-            u_v = ulps(float(v), v_ex, dtype)
-            worst[key]["value_forward"] = max(worst[key].get("value_forward", 0.0), u_v)
-            if u_v > limits[key] and box.contains("value", (), float(v), dtype, limits[key]):
-                conditioned += 1
-                u_v = 0.0
+            u_v = 0.0
+            if value:
+                v = s.value(p, t, **s.call_params)
+                v_ex = oracle.value(s.value, p_in, t_in, s.call_params)
+                u_v = ulps(float(v), v_ex, dtype)
+                worst[key]["value_forward"] = max(worst[key].get("value_forward", 0.0), u_v)
+                if u_v > limits[key] and box.contains("value", (), float(v), dtype,
+                                                      limits[key]):
+                    conditioned += 1
+                    u_v = 0.0
             u_g = 0.0
             for idx in np.ndindex(*g.shape):
                 u = ulps(float(g[idx]), g_ex[idx], dtype)
@@ -101,7 +107,7 @@ def check_floats(loss: Loss, value_fn: Callable[..., Any] | None = None,
                         conditioned += 1
                         continue
                 u_g = max(u_g, u)
-            for part, u in (("value", u_v), ("deriv", u_g)):
+            for part, u in (("value", u_v), ("deriv", u_g))[0 if value else 1:]:
                 if u > worst[key][part]:
                     worst[key][part] = u
                     worst[key][f"{part}_case"] = label
@@ -119,6 +125,7 @@ def check_floats(loss: Loss, value_fn: Callable[..., Any] | None = None,
                                           "beside_a_jump": kink_adjacent,
                                           "conditioned": conditioned,
                                           "max_ulps": worst, "thresholds": limits,
+                                          "parts": ["value", "deriv"] if value else ["deriv"],
                                           "oracle": oracle.source},
                       examined=n_cases, unit="float runs")
 

@@ -38,12 +38,13 @@ def torch_reference(reference: Callable[..., Any], p: Any, t: Any,
 def check_frameworks(loss: Loss, value_fn: Callable[..., Any] | None = None,
                      deriv_fn: Callable[..., Any] | None = None, *,
                      params: dict[str, Any] | None = None, points: int = 8,
-                     seed: int = 0) -> CheckResult:
+                     seed: int = 0, value: bool = True) -> CheckResult:
     """Check (e) for ``loss`` (a declaration or a registered name; or the pair ``value_fn``,
     ``deriv_fn``).
 
     ``points``: points per zone where PyTorch agrees. SKIP when torch is not installed or the
-    declaration has no PyTorch reference.
+    declaration has no PyTorch reference. ``value=False`` compares the gradient alone (a
+    second-order row: its value, a sum of first derivatives, may cancel).
     """
     try:
         import torch
@@ -66,10 +67,12 @@ def check_frameworks(loss: Loss, value_fn: Callable[..., Any] | None = None,
                           for a in zone.sample(rng, shape, s.params))
             p, t = torch.from_numpy(p_np), torch.from_numpy(t_np)
             v_ref, g_ref = torch_reference(reference, p, t, s.params)
-            v = s.value(p, t, **s.call_params)
             g = s.deriv(p, t, **s.call_params)
-            for part, a, b in (("value", v, v_ref), ("derivative", g, g_ref)):
-                a, b = np.asarray(a.detach().numpy()), np.asarray(b.numpy())
+            parts = [("derivative", g, g_ref)]
+            if value:
+                parts.insert(0, ("value", s.value(p, t, **s.call_params), v_ref))
+            for part, a, b in parts:
+                a, b = np.asarray(a.detach().numpy()), np.asarray(b.numpy(force=True))
                 scale = max(float(np.max(np.abs(a), initial=0)),
                             float(np.max(np.abs(b), initial=0)), 1e-300)
                 diff = float(np.max(np.abs(a - b), initial=0))

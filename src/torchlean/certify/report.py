@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torchlean.certify.result import CHECKS, FAIL, PASS, Report, how_much, where
+from torchlean.certify.result import FAIL, PASS, SECOND_CHECKS, Report, how_much, where
 
 __all__ = ["render", "write_json"]
 
@@ -16,19 +16,24 @@ _STYLE = {PASS: "green", FAIL: "bold red", "SKIP": "yellow"}
 
 
 def render(report: Report, console: Any = None) -> None:
-    """Print one row per loss, one column per check (status and key figures), then, for every
-    failed check, its first failing case: what failed, where (the inputs) and by how much."""
+    """Print one row per loss, one column per check (status and key figures), and below a loss
+    that declares a second derivative its second-order row (``<loss> (2nd)``, with the
+    ``hessian`` column); then, for every failed check, its first failing case: what failed,
+    where (the inputs) and by how much."""
     from rich.markup import escape
     from rich.table import Table
 
     console = console or _console()
     table = Table(title="torchlean certify")
     table.add_column("loss", style="bold", no_wrap=True)
-    for c in CHECKS:
+    rows = [row for r in report.losses for row in r.rows()]
+    columns = [c for c in SECOND_CHECKS if any(c in r.checks for r in rows)] or \
+        list(SECOND_CHECKS[:-1])
+    for c in columns:
         table.add_column(c)
-    for r in report.losses:
+    for r in rows:
         cells = []
-        for c in CHECKS:
+        for c in columns:
             res = r.checks.get(c)
             if res is None:
                 cells.append("-")
@@ -36,7 +41,7 @@ def render(report: Report, console: Any = None) -> None:
             cells.append(f"[{_STYLE[res.status]}]{res.status}[/] {escape(res.summary)}")
         table.add_row(r.loss, *cells)
     console.print(table)
-    for r in report.losses:
+    for r in rows:
         for c, res in r.checks.items():
             if res.status != FAIL:
                 continue

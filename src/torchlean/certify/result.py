@@ -11,13 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["CHECKS", "FAIL", "PASS", "SKIP", "CheckResult", "LossReport", "Report", "how_much",
-           "where"]
+__all__ = ["CHECKS", "FAIL", "PASS", "SECOND_CHECKS", "SKIP", "CheckResult", "LossReport", "Report",
+           "how_much", "where"]
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 #: The five checks, in the order of the report's columns.
 CHECKS = ("symbolic", "kinks", "intervals", "floats", "frameworks")
+#: The checks of a second-order row: the five, run on the second-order declaration
+#: (torchlean.certify.second), and the Hessian's own (sign claim; slice: H v and diagonal).
+SECOND_CHECKS = (*CHECKS, "hessian")
 
 #: At most this many failing cases are kept per check (the count is always exact).
 MAX_FAILURES = 20
@@ -91,17 +94,34 @@ def skipped(check: str, reason: str) -> CheckResult:
 
 @dataclass
 class LossReport:
-    """Every check of one loss."""
+    """Every check of one loss; ``second``: those of its second derivative, where it declares
+    one (a row of its own, labelled ``<loss> (2nd)``)."""
 
     loss: str
     params: dict[str, Any]
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    second: LossReport | None = None
 
     @property
     def ok(self) -> bool:
-        """No check failed and at least one passed (skips alone certify nothing)."""
+        """No check failed and at least one passed (skips alone certify nothing), in this row
+        and in the second-order row."""
         checks = self.checks.values()
-        return all(c.ok for c in checks) and any(c.passed for c in checks)
+        return (all(c.ok for c in checks) and any(c.passed for c in checks)
+                and (self.second is None or self.second.ok))
+
+    def rows(self) -> list[LossReport]:
+        """This row, then the second-order row where there is one."""
+        return [self] if self.second is None else [self, self.second]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "loss": self.loss, "params": self.params, "ok": self.ok,
+            "checks": {k: {**asdict(c), "seconds": round(c.seconds, 3)}
+                       for k, c in self.checks.items()}}
+        if self.second is not None:
+            out["second"] = self.second.to_dict()
+        return out
 
 
 @dataclass
@@ -123,10 +143,11 @@ class Report:
         """One line: why the report is or is not ok."""
         if not self.losses:
             return "nothing certified: no loss was checked"
-        results = [c for r in self.losses for c in r.checks.values()]
+        rows = [row for r in self.losses for row in r.rows()]
+        results = [c for r in rows for c in r.checks.values()]
         failed = sum(not c.ok for c in results)
         skipped = sum(c.status == SKIP for c in results)
-        bare = [r.loss for r in self.losses if not any(c.passed for c in r.checks.values())]
+        bare = [r.loss for r in rows if not any(c.passed for c in r.checks.values())]
         if failed:
             return f"{failed} of {len(results)} checks failed"
         if bare:
@@ -140,12 +161,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "settings": self.settings,
             "environment": self.environment,
-            "losses": [
-                {"loss": r.loss, "params": r.params, "ok": r.ok,
-                 "checks": {k: {**asdict(c), "seconds": round(c.seconds, 3)}
-                            for k, c in r.checks.items()}}
-                for r in self.losses
-            ],
+            "losses": [r.to_dict() for r in self.losses],
         }
 
 

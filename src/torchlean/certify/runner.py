@@ -11,13 +11,16 @@ from typing import Any
 from torchlean.certify.common import declaration
 from torchlean.certify.floats import check_floats
 from torchlean.certify.frameworks import check_frameworks
+from torchlean.certify.hessian import check_hessian
 from torchlean.certify.intervals import check_intervals
 from torchlean.certify.kinks import check_kinks
-from torchlean.certify.result import CHECKS, CheckResult, LossReport, Report
+from torchlean.certify.result import SECOND_CHECKS, CheckResult, LossReport, Report
+from torchlean.certify.second import row_name, second_order
 from torchlean.certify.symbolic import check_symbolic
 from torchlean.spec.core.declaration import LossDeclaration
 
-__all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "run", "validate_points", "validate_seed"]
+__all__ = ["CHECK_FUNCTIONS", "DEFAULT_POINTS", "SECOND_CHECK_FUNCTIONS", "SECOND_POINTS", "run",
+           "validate_points", "validate_seed"]
 
 Check = Callable[..., CheckResult]
 
@@ -34,18 +37,47 @@ CHECK_FUNCTIONS: dict[str, Check] = {
 DEFAULT_POINTS = {"symbolic": 3, "kinks": 3, "intervals": 8, "floats": 8, "frameworks": 8}
 
 
+def _on_second_order(check: Check, **options: Any) -> Check:
+    """``check`` run on the second-order declaration (torchlean.certify.second)."""
+    def second(decl: LossDeclaration, value_fn: Any, deriv_fn: Any, *, points: int,
+               seed: int) -> CheckResult:
+        return check(second_order(decl), points=points, seed=seed, **options)
+
+    second.__name__ = check.__name__
+    return second
+
+
+#: the checks of a loss's second-order row, by report column: the five on its second-order
+#: declaration (kink quotients beside the point, the derivative term may jump there; floats
+#: and PyTorch on the second derivative alone), and the Hessian's own check
+SECOND_CHECK_FUNCTIONS: dict[str, Check] = {
+    "symbolic": _on_second_order(check_symbolic),
+    "kinks": _on_second_order(check_kinks, beside=True),
+    "intervals": _on_second_order(check_intervals),
+    "floats": _on_second_order(check_floats, value=False),
+    "frameworks": _on_second_order(check_frameworks, value=False),
+    "hessian": check_hessian,
+}
+
+#: the default ``points`` of the second-order checks (fewer: a full run stays fast)
+SECOND_POINTS = {"symbolic": 2, "kinks": 2, "intervals": 4, "floats": 4, "frameworks": 4,
+                 "hessian": 4}
+
+
 def run(losses: Iterable[str | LossDeclaration] | None = None, *, points: int | None = None,
         seed: int = 0,
-        checks: Iterable[str] = CHECKS,
+        checks: Iterable[str] = SECOND_CHECKS,
         pairs: Mapping[str, tuple[Callable[..., Any] | None, Callable[..., Any] | None]]
-        | None = None, progress: bool = False) -> Report:
+        | None = None, progress: bool = False, second: bool = True) -> Report:
     """Certify the losses ``losses``, registered names or declarations (default: every loss of
-    ``torchlean.LOSSES``).
+    ``torchlean.LOSSES``), and the second derivative of each that declares one (``second``;
+    its row is ``LossReport.second``, with the ``hessian`` check besides the five).
 
     ``points`` (a positive integer) replaces every check's default sample count (smaller is
     faster); ``seed`` is a non-negative integer; ``pairs`` maps a loss name to a
     ``(value_fn, deriv_fn)`` pair that replaces its spec functions (None keeps one);
-    ``progress`` shows a rich progress bar. A check that raises (a term that raises inside a
+    ``progress`` shows a rich progress bar; ``pairs`` replace the first-order terms only. A
+    check that raises (a term that raises inside a
     context, say) is reported as FAIL with the exception, and the others go on. Every argument
     is checked before any check runs (ParameterError).
     """
@@ -57,20 +89,29 @@ def run(losses: Iterable[str | LossDeclaration] | None = None, *, points: int | 
     decls = list(LOSSES.values()) if losses is None else [declaration(x) for x in losses]
     checks = list(checks)
     for c in checks:
-        if c not in CHECK_FUNCTIONS:
-            raise ParameterError(f"`checks` must name some of {', '.join(CHECKS)}; got {c!r}")
+        if c not in SECOND_CHECK_FUNCTIONS:
+            raise ParameterError(f"`checks` must name some of {', '.join(SECOND_CHECKS)}; got "
+                                 f"{c!r}")
     start = time.perf_counter()
-    reports = [(d, LossReport(d.name, dict(d.params))) for d in decls]
-    jobs = [(d, r, c) for d, r in reports for c in checks]
+    reports = []
+    jobs: list[tuple[LossDeclaration, LossReport, str, Check, int, tuple[Any, Any]]] = []
+    for d in decls:
+        first = LossReport(d.name, dict(d.params))
+        reports.append(first)
+        pair = (pairs or {}).get(d.name, (None, None))
+        jobs += [(d, first, c, CHECK_FUNCTIONS[c], DEFAULT_POINTS[c], pair)
+                 for c in checks if c in CHECK_FUNCTIONS]
+        if second and d.has_second:
+            first.second = LossReport(row_name(d.name), dict(d.params))
+            jobs += [(d, first.second, c, SECOND_CHECK_FUNCTIONS[c], SECOND_POINTS[c],
+                      (None, None)) for c in checks]
     with _progress(progress, len(jobs)) as advance:
-        for decl, report, check in jobs:
+        for decl, report, check, fn, default, (value_fn, deriv_fn) in jobs:
             advance(f"{report.loss}: {check}")
-            value_fn, deriv_fn = (pairs or {}).get(report.loss, (None, None))
-            report.checks[check] = _timed(CHECK_FUNCTIONS[check], decl, value_fn, deriv_fn,
-                                          DEFAULT_POINTS[check] if points is None else points,
-                                          seed)
+            report.checks[check] = _timed(fn, decl, value_fn, deriv_fn,
+                                          default if points is None else points, seed)
         advance("done")
-    return Report([r for _, r in reports], {"points": points, "seed": seed, "checks": checks},
+    return Report(reports, {"points": points, "seed": seed, "checks": checks, "second": second},
                   _environment(), time.perf_counter() - start)
 
 
