@@ -222,11 +222,10 @@ class Objective:
                 f"hessian={self.policy!r}>")
 
     # -- the arrays a library gives ------------------------------------------------------------
-    def scores(self, raw: Any) -> np.ndarray:
+    def scores(self, raw: Any, arg: str) -> np.ndarray:
         """The raw scores as float64: ``(n,)`` (``(n, 1)`` accepted) or, for a multi-class
         loss, ``(n, k)`` with ``k >= 2``."""
         p = np.asarray(raw, dtype=np.float64)
-        arg = self.names["scores"]
         if self.multiclass:
             if p.ndim != 2 or p.shape[1] < 2:
                 raise ShapeError(
@@ -245,18 +244,18 @@ class Objective:
             )
         return p
 
-    def target(self, raw: Any, n: int) -> np.ndarray:
+    def target(self, raw: Any, n: int, arg: str) -> np.ndarray:
         t = np.asarray(raw, dtype=np.float64)
         if t.ndim == 2 and t.shape[1] == 1 and not self.multiclass:
             t = t[:, 0]
         if t.shape[:1] != (n,) or (t.ndim != 1 and not self.multiclass):
             raise ShapeError(
-                f"`{self.names['target']}` must hold one label per sample, {n} of them; got "
+                f"`{arg}` must hold one label per sample, {n} of them; got "
                 f"shape {fmt_shape(t.shape)}"
             )
         return t
 
-    def weight(self, raw: Any, n: int) -> np.ndarray | None:
+    def weight(self, raw: Any, n: int, arg: str) -> np.ndarray | None:
         if raw is None:
             return None
         w = np.asarray(raw, dtype=np.float64)
@@ -264,27 +263,29 @@ class Objective:
             return None  # XGBoost's DMatrix without weights
         if w.shape != (n,):
             raise ShapeError(
-                f"`{self.names['weight']}` must hold one weight per sample, shape ({n},); got "
+                f"`{arg}` must hold one weight per sample, shape ({n},); got "
                 f"shape {fmt_shape(w.shape)}"
             )
         if np.any(w < 0) or np.any(np.isnan(w)):
             i = int(np.argwhere(~(w >= 0))[0, 0])
             raise DomainError(
-                f"`{self.names['weight']}` must hold weights >= 0; got {w[i]!r} at index {i}"
+                f"`{arg}` must hold weights >= 0; got {float(w[i])!r} at index {i}"
             )
         return w
 
     # -- the derivatives ----------------------------------------------------------------------
-    def compute(self, scores: Any, target: Any, weight: Any = None) -> tuple[np.ndarray,
-                                                                              np.ndarray]:
+    def compute(self, scores: Any, target: Any, weight: Any = None,
+                names: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(grad, hess)`` of each sample's loss w.r.t. its raw score, float64 arrays of the
-        scores' shape (``(n,)`` or ``(n, k)``), weighted, the Hessian under the policy."""
+        scores' shape (``(n,)`` or ``(n, k)``), weighted, the Hessian under the policy.
+        ``names``: what messages call the three arrays (default: the library's names)."""
         from torchlean.per_sample import grad_hess
 
-        p = self.scores(scores)
+        names = names or self.names
+        p = self.scores(scores, names["scores"])
         n = p.shape[0]
-        t = self.target(target, n)
-        w = self.weight(weight, n)
+        t = self.target(target, n, names["target"])
+        w = self.weight(weight, n, names["weight"])
         try:
             g, h = grad_hess(self.declaration, p, t, sample_weight=w, **self.params)
         except TorchleanError as exc:
@@ -312,4 +313,5 @@ class Objective:
             scores = np.zeros((n, int(num_class)))
         else:
             scores = np.zeros(n)
-        self.compute(scores, t, sample_weight)
+        self.compute(scores, t, sample_weight,
+                     {"scores": "scores", "target": "target", "weight": "sample_weight"})
