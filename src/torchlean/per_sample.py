@@ -70,7 +70,7 @@ def grad_hess(name: str | LossDeclaration, predicted: Any, target: Any, /, *,
                           (decl.arg_names[0], "sample_weight"))
         w = c2.check_range(w, name="sample_weight", lo=0, hi=None,
                            what="grad_hess (sample weights are >= 0)")
-    t = decl._checked_target(c, t, check_domain, "grad_hess")
+    t = decl._checked_target(c, t, check_domain, f"grad_hess of the {decl.name} loss")
     with c.scope():
         if 0 in shape:
             z = p - t
@@ -108,7 +108,7 @@ def per_sample_target(decl: LossDeclaration, predicted: Any, target: Any) -> Any
         i = tuple(int(j) for j in np.argwhere(bad)[0])
         raise DomainError(
             f"`{decl.arg_names[1]}` holds class ids, which must be integers in [0, {k}) for "
-            f"{k} classes; got {ids[i]!r} at index {i if len(i) != 1 else i[0]}"
+            f"{k} classes; got {_number(ids[i])} at index {i if len(i) != 1 else i[0]}"
         )
     onehot = (np.arange(k) == ids.astype(np.int64)[..., None])
     return _like(predicted, onehot)
@@ -129,7 +129,7 @@ def _check_labels(decl: LossDeclaration, target: Any) -> None:
         labels = " or ".join(f"{x:g}" for x in dom.labels)
         raise DomainError(
             f"`{decl.arg_names[1]}` must hold labels {labels} for the {decl.name} loss; got "
-            f"{t[i]!r} at index {i if len(i) != 1 else i[0]}"
+            f"{_number(t[i])} at index {i if len(i) != 1 else i[0]}"
         )
 
 
@@ -165,6 +165,14 @@ def _fast(decl: LossDeclaration, predicted: Any, target: Any, w: Any, prm: dict[
     except ImportError:
         return None
     return fast_grad_hess(decl, predicted, target, w, prm, check_domain)
+
+
+def _number(x: Any) -> str:
+    """One element for a message: ``4``, ``1.5``, ``nan``."""
+    x = x.item() if hasattr(x, "item") else x
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x)) if abs(x) < 2**53 else repr(x)
+    return repr(x)
 
 
 def _as_numpy(x: Any) -> np.ndarray:

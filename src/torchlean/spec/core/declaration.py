@@ -409,8 +409,8 @@ class LossDeclaration:
         if not self.has_second:
             from torchlean.errors import UnsupportedOperationError
 
-            what = ("a second derivative (diagonal) and a Hessian-vector product"
-                    if self.kind == "slice" else "a second derivative")
+            what = ("second derivative (diagonal) and Hessian-vector product"
+                    if self.kind == "slice" else "second derivative")
             raise UnsupportedOperationError(
                 f"the {self.name} loss declares no {what}"
                 + (" (a whole-tensor loss has none)" if self.kind == "whole" else "")
