@@ -290,7 +290,7 @@ def test_class_ids_are_checked() -> None:
         grad_hess("softmax", s, np.array([0, 1, 4]))
     with pytest.raises(DomainError, match="got -1"):
         grad_hess("softmax", s, np.array([0, -1, 1]))
-    with pytest.raises(DomainError, match="got 1.5"):
+    with pytest.raises(DomainError, match=r"got 1\.5"):
         grad_hess("softmax", s, np.array([0.0, 1.5, 1.0]))
 
 
