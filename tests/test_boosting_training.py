@@ -9,12 +9,11 @@ the DMatrix (it overrides ``base_score`` on both sides); LightGBM's built-in obj
 
 Tolerances (absolute, on the raw scores, the largest over all training rows):
 
-- XGBoost: ``1e-5 * (1 + |score|)``. It hands the objective float32 margins and keeps
-  gradients in float32, so the two models differ by float32 roundings of the same numbers.
-- LightGBM: ``1e-6 * (1 + |score|)``: LightGBM keeps gradients and Hessians in float32.
-  Poisson: LightGBM's built-in Hessian is ``exp(s + poisson_max_delta_step)`` and the step must
-  be > 0; with 1e-12 the two Hessians differ by a factor ``1 + 1e-12``.
-- CatBoost: ``1e-12 * (1 + |score|)`` (it keeps float64 throughout).
+- XGBoost: ``1e-5 * (1 + |score|)``: it hands the objective float32 margins and labels, so the
+  two models may differ by float32 roundings of the same numbers.
+- LightGBM: ``1e-6 * (1 + |score|)``: float64 scores, float32 labels. Its Poisson objective
+  refuses ``poisson_max_delta_step = 0`` (default 0.7); it gets 1e-12.
+- CatBoost: ``1e-12 * (1 + |score|)``: float64 scores.
 
 Hessians: XGBoost's ``multi:softprob`` takes ``2 p (1 - p)`` (``hessian=Scaled(2.0)`` here),
 LightGBM's ``multiclass`` ``k / (k - 1) p (1 - p)`` (``Scaled("k/(k-1)")``), CatBoost's
@@ -22,8 +21,8 @@ LightGBM's ``multiclass`` ``k / (k - 1) p (1 - p)`` (``Scaled("k/(k-1)")``), Cat
 new leaf to a quantile of its residuals, which a custom objective cannot ask for: there the
 trees of the first round have the same splits (the same partition of the rows) and both models
 reach a coverage (share of labels below the prediction) near ``alpha``. CatBoost's quantile with
-``leaf_estimation_method="Gradient"`` takes the same steps as the objective (tolerance 1e-6: its
-built-in treats ``|y - p| < 1e-6`` as equal).
+``leaf_estimation_method="Gradient"`` takes the same steps as the objective (tolerance 1e-6;
+measured 2.8e-8, a difference not traced).
 """
 
 from __future__ import annotations
