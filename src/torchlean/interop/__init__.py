@@ -5,6 +5,10 @@
   class per loss of the package, generated from its declaration (``MSELoss``, ``HuberLoss``, ...;
   the naming rule is in :mod:`torchlean.interop.criterion_names`). Needs PyTorch
   (``pip install 'torchlean[torch]'``).
+- :mod:`torchlean.interop.xgboost`, :mod:`~torchlean.interop.lightgbm`,
+  :mod:`~torchlean.interop.catboost`: gradient-boosting objectives from the declarations, per
+  sample through :func:`torchlean.grad_hess`, in each library's convention
+  (``docs/gradient-boosting.md``; ``pip install 'torchlean[boosting]'``).
 
 Importing this package loads nothing heavy; the names of :mod:`torchlean.interop.torch` are
 also reachable here (``from torchlean.interop import MSELoss``), which imports PyTorch on first use.

@@ -161,7 +161,9 @@ SOFTMAX: LossDeclaration = define_loss(
     formula="-sum(t log_softmax(s)), softmax over the last axis (classes); one row a sample",
     derivative_text="softmax(s) sum_last(t) - t",
     second=_cross_entropy_logits_second, hvp=_cross_entropy_logits_hvp,
-    hessian_sign="nonnegative",
+    # p (1 - p) sum_last(t): positive on a row with a label (a row whose targets sum to 0
+    # carries no sample, as one of weight 0)
+    hessian_sign="positive",
     second_text="diagonal: sum_last(t) softmax (1 - softmax); Hessian times v: "
                 "sum_last(t) softmax (v - softmax . v)",
     domain=Domain(largest=_LARGEST, target=(0.0, 1.0), target_lo=0.0, target_hi=1.0,
