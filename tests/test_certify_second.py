@@ -401,3 +401,22 @@ def test_every_package_second_derivative_is_certified() -> None:
     failing = {row.loss: [c for c, r in row.checks.items() if not r.ok]
                for r in report.losses for row in r.rows() if not row.ok}
     assert not failing, failing
+
+
+def test_a_smooth_seam_where_the_derivative_vanishes_passes_kinks() -> None:
+    # d**2 below 0, 2 d**2 above (an expectile loss): C1 at d = 0 with derivative 0 there; the
+    # one-sided quotients are exact to h**2, so 0 is met far inside the tolerance
+    def expectile(c: Any, p: Any, t: Any) -> Any:
+        d = p - t
+        return c.where(c.lt(d, 0), d * d, 2 * d * d)
+
+    def expectile_deriv(c: Any, p: Any, t: Any) -> Any:
+        d = p - t
+        return c.where(c.lt(d, 0), 2 * d, 4 * d)
+
+    decl = torchlean.define_loss(
+        "expectile_seam", seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0",
+                                      kink=False)], deriv=expectile_deriv)(expectile)
+    result = check_kinks(decl, points=1)
+    assert result.status == "PASS", result.failures[:1]
+    assert result.figures["max_relative_gap"] < 1e-14

@@ -4,25 +4,30 @@ The points come from the declaration's seams (:meth:`~torchlean.certify.plans.Pl
 each seam, built at 50 digits with the oracle's own constants, plus ordinary points of the
 zones. For each coordinate ``i`` the one-sided difference quotients of the VALUE at 50 digits,
 
-    D+ = (f(x + h e_i) - f(x)) / h,    D- = (f(x) - f(x - h e_i)) / h,
+    D+ = (-3 f(x) + 4 f(x + h e_i) - f(x + 2h e_i)) / (2h)    (D-: the same with -h),
 
-with ``h = 1e-25 * max(|x_i|, 1e-6)``, are compared with the derivative's element ``g_i``, to
-``tol = 1e-12 * max(|D-|, |D+|, |g_i|)``:
+with ``h = 1e-25 * max(|x_i|, 1e-6)``, the derivative at ``x`` of the quadratic through those
+values (one-sided, exact up to ``h**2 |f'''|``: a derivative of 0 at a smooth seam meets
+quotients of about ``1e-50``, not ``h |f''|``), are compared with the derivative's element
+``g_i``, to ``tol = 1e-12 * max(|D-|, |D+|, |g_i|)``:
 
 - on a seam declared ``kink=True`` they must bracket it:
   ``min(D-, D+) - tol <= g_i <= max(D-, D+) + tol`` (the declared choice of subgradient);
 - on a seam declared ``kink=False`` (a C1 seam, a change of evaluation form) and at ordinary
   points both must equal it: ``|D+ - g_i| <= tol`` and ``|D- - g_i| <= tol``.
 
-The quotients are within ``h * |f''|`` of the one-sided derivatives (plus ``1e-50 |f| / h`` of
-rounding), far inside ``tol`` for any loss whose second derivative is not astronomically large.
+Rounding adds ``1e-50 |f| / h`` at most, far inside ``tol`` for any loss whose derivatives are
+not astronomically large; that rounding, ``1e-46 max|f| / h``, is taken off the difference
+before it is compared, and the scale is at least ``1e-35`` (where the derivative vanishes, the
+rounding of the inputs, about ``1e-50 |x| |f''|``, is all that is left).
 
 With ``beside=True`` (the second-order rows, whose "value" is a derivative that may JUMP at a
-seam: ``sign(d)`` at ``d = 0``) the quotients stay off the point itself,
+seam: ``sign(d)`` at ``d = 0``) the quadratic goes through ``x + h, x + 2h, x + 3h`` instead,
+off the point itself,
 
-    D+ = (f(x + h e_i) - f(x + h/2 e_i)) / (h/2),  D- = (f(x - h/2 e_i) - f(x - h e_i)) / (h/2),
+    D+ = (-5 f(x + h e_i) + 8 f(x + 2h e_i) - 3 f(x + 3h e_i)) / (2h),
 
-so they approach the one-sided LIMITS of the derivative of ``f`` (equal to its one-sided
+so the quotients approach the one-sided LIMITS of the derivative of ``f`` (its one-sided
 derivatives wherever ``f`` is continuous), and the same rules apply to them.
 """
 
@@ -40,6 +45,14 @@ from torchlean.certify.result import CheckResult, Collector, skipped
 __all__ = ["check_kinks"]
 
 REL_TOL = 1e-12
+#: the rounding of the 50-digit values, relative: a quotient is uncertain by about
+#: ``ROUNDING * max|f| / h`` (where the derivative and both quotients vanish, a smooth seam at a
+#: minimum, that is all that is left and must not count as a relative error of 1)
+ROUNDING = "1e-46"
+#: the smallest scale of the comparison: a difference below ``1e-12 * SMALLEST`` is what the
+#: rounding of the inputs themselves leaves where everything vanishes (at 50 digits, about
+#: ``1e-50 |x| |f''|``), never a wrong derivative
+SMALLEST = "1e-35"
 
 
 def check_kinks(loss: Loss, value_fn: Callable[..., Any] | None = None,
@@ -78,21 +91,20 @@ def check_kinks(loss: Loss, value_fn: Callable[..., Any] | None = None,
                 xi = k.predicted[idx]
                 with oracle.digits():
                     h = oracle.mpf("1e-25") * max(abs(xi), oracle.mpf("1e-6"))
-                    # beside the point: from x +- h/2 to x +- h; else from x to x +- h
-                    steps = [xi + h, xi - h] + ([xi + h / 2, xi - h / 2] if beside else [])
-                f_up, f_down, *near = (_moved(oracle, s, k, idx, x) for x in steps)
-                f_up0, f_down0 = near if beside else (f0, f0)
-                if beside:
-                    h = h / 2
+                    nodes = (1, 2, 3) if beside else (1, 2)
+                    steps = [xi + side * j * h for side in (1, -1) for j in nodes]
+                f = [_moved(oracle, s, k, idx, x) for x in steps]
+                up, down = f[:len(nodes)], f[len(nodes):]
                 with oracle.digits():
-                    d_plus, d_minus = (f_up - f_up0) / h, (f_down0 - f_down) / h
+                    d_plus, d_minus = _one_sided(up, f0, h), _one_sided(down, f0, -h)
                     lo, hi, gi = min(d_minus, d_plus), max(d_minus, d_plus), g[idx]
-                    scale = max(abs(d_minus), abs(d_plus), abs(gi), oracle.mpf("1e-300"))
+                    scale = max(abs(d_minus), abs(d_plus), abs(gi), oracle.mpf(SMALLEST))
                     if k.kink:  # between the one-sided derivatives
                         off = max(lo - gi, gi - hi, 0)
                     else:  # equal to both
                         off = max(abs(d_minus - gi), abs(d_plus - gi))
-                    gap = off / scale
+                    noise = oracle.mpf(ROUNDING) * max(abs(v) for v in (*f, f0 or 0)) / abs(h)
+                    gap = max(off - noise, 0) / scale
                     worst = max(worst, float(gap))
                 if not gap <= REL_TOL:
                     rule = "between" if k.kink else "equal to"
@@ -118,3 +130,12 @@ def _moved(oracle: Oracle, s: Any, k: Any, idx: tuple[int, ...], x: Any) -> Any:
     moved = k.predicted.copy()
     moved[idx] = x
     return oracle.value(s.value, moved, k.target, s.call_params)
+
+
+def _one_sided(f: list[Any], f0: Any, h: Any) -> Any:
+    """The derivative at ``x`` of the quadratic through the values at ``x + h, x + 2h`` and
+    ``x`` (``f0``), or, with ``f0`` None, at ``x + h, x + 2h, x + 3h`` (beside the point):
+    one-sided, with an error of order ``h**2``."""
+    if f0 is None:
+        return (-5 * f[0] + 8 * f[1] - 3 * f[2]) / (2 * h)
+    return (-3 * f0 + 4 * f[0] - f[1]) / (2 * h)
