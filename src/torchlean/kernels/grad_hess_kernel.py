@@ -13,9 +13,11 @@ declaring a loss imports no numba. The attribute is one of:
   multiplies both by the sample's weight, stores them, and counts targets outside the checked
   domain and negative weights. The term is inlined by numba, so it may call only what numba
   compiles (:mod:`torchlean.kernels.vmath`, :mod:`torchlean.kernels.scalar`, ``math``).
-- :class:`PerRow`, a slice loss's kernel: a **row term** ``row(z, t, g, h)`` that fills one
-  sample's gradient ``g`` and Hessian diagonal ``h`` (float64 rows) from its scores ``z`` and
-  target row ``t``; one row loop is compiled around it the same way.
+- :class:`PerRow`, a slice loss's kernel: a **row term** ``row(z, t, w, g, h)`` that fills
+  the gradients ``g`` and Hessian diagonals ``h`` of a block of samples (2-D, rows of the
+  output dtype: it computes each element in float64, multiplies by its row's weight ``w[r]``
+  and rounds once) from their scores ``z`` and targets ``t`` (rows of the input dtypes); one
+  loop over blocks is compiled around it the same way.
 
 Both carry the accuracy the tests hold them to against the declaration's terms: ulps of the
 output dtype in float64 (float32 results round a float64 result once: 1 ulp), relative to the
@@ -55,8 +57,8 @@ class PerSample:
 
 @dataclass(frozen=True, eq=False)
 class PerRow:
-    """A slice loss's per-sample kernel: ``row(z, t, g, h)`` fills one row (see the module
-    docstring)."""
+    """A slice loss's per-sample kernel: ``row(z, t, w, g, h)`` fills a block of rows (see the
+    module docstring)."""
 
     row: Callable[..., None]
     heavy: bool = True

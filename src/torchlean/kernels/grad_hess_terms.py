@@ -178,42 +178,56 @@ def pseudo_huber(p: float, t: float, delta: float) -> tuple[float, float]:
     return g, (im * im * im if small else iq * iq * iq)
 
 
-def _softmax_row(z, t, g, h):  # type: ignore[no-untyped-def]
-    """One row of ``softmax``: the seed's cross-entropy-on-logits forms (see
+def _softmax_rows(z, t, w, g, h):  # type: ignore[no-untyped-def]
+    """A block of rows of ``softmax``: the seed's cross-entropy-on-logits forms (see
     :func:`torchlean.spec.layers.loss._cross_entropy_logits_deriv` and ``_softmax_parts``):
-    shift by the row's maximum (0 where it is not finite), ``r = below + (rest - 1)`` summed
-    as the spec's ``sum_exp_m1``, and where softmax > 1/2 the cancellation-free forms."""
-    k = z.size
-    mx = -math.inf
-    nan = False
-    for j in range(k):
-        x = z[j]
-        nan = nan or x != x
-        mx = x if x > mx else mx
-    if nan or not math.isfinite(mx):
-        mx = 0.0
-    below = 0.0
-    rest = 0.0
-    mass = 0.0
-    for j in range(k):
-        sj = z[j] - mx
-        e = math.exp(sj)
-        g[j] = e  # the exponentials wait in g
-        below += e if sj < 0.0 else 0.0
-        rest += 0.0 if sj < 0.0 else e
-        mass += t[j]
-    r = below + (rest - 1.0)
-    den = 1.0 + r
-    for j in range(k):
-        sm = g[j] / den
-        y = t[j]
-        if 2.0 * sm > 1.0:
-            em = math.expm1(z[j] - mx)
-            g[j] = mass * ((em - r) / den) + (mass - y)
-            h[j] = mass * (sm * ((r - em) / den))
-        else:
-            g[j] = sm * mass - y
-            h[j] = mass * (sm * (1.0 - sm))
+    shift by each row's maximum (0 where it is not finite), ``r = below + (rest - 1)`` summed
+    as the spec's ``sum_exp_m1``, and where softmax > 1/2 the cancellation-free forms. The
+    shifted scores of the whole block go through one flat loop of :func:`.vmath.exp`, which
+    vectorises (a row of a few classes would not)."""
+    rows, k = z.shape
+    s = np.empty(rows * k)
+    for r in range(rows):
+        zr = z[r]
+        mx = -math.inf
+        nan = False
+        for j in range(k):
+            x = np.float64(zr[j])
+            nan = nan or x != x
+            mx = x if x > mx else mx
+        if nan or not math.isfinite(mx):
+            mx = 0.0
+        for j in range(k):
+            s[r * k + j] = np.float64(zr[j]) - mx
+    e = np.empty(rows * k)
+    for i in range(rows * k):
+        e[i] = vmath.exp(s[i])
+    for r in range(rows):
+        tr, gr, hr = t[r], g[r], h[r]
+        below = 0.0
+        rest = 0.0
+        mass = 0.0
+        for j in range(k):
+            ej = e[r * k + j]
+            neg = s[r * k + j] < 0.0
+            below += ej if neg else 0.0
+            rest += 0.0 if neg else ej
+            mass += np.float64(tr[j])
+        rr = below + (rest - 1.0)
+        den = 1.0 + rr
+        wr = np.float64(w[r])
+        for j in range(k):
+            sm = e[r * k + j] / den
+            y = np.float64(tr[j])
+            if 2.0 * sm > 1.0:
+                em = vmath.expm1(s[r * k + j])
+                gj = mass * ((em - rr) / den) + (mass - y)
+                hj = mass * (sm * ((rr - em) / den))
+            else:
+                gj = sm * mass - y
+                hj = mass * (sm * (1.0 - sm))
+            gr[j] = gj * wr
+            hr[j] = hj * wr
 
 
-softmax = PerRow(_softmax_row, grad_ulps=8, hess_ulps=8, scales=_softmax_scales)
+softmax = PerRow(_softmax_rows, grad_ulps=8, hess_ulps=8, scales=_softmax_scales)
