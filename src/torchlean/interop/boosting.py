@@ -48,8 +48,10 @@ __all__ = [
     "Exact",
     "Floor",
     "HessianPolicy",
+    "NativeObjective",
     "Objective",
     "Scaled",
+    "SklearnObjective",
     "resolve_hessian",
 ]
 
@@ -315,3 +317,43 @@ class Objective:
             scores = np.zeros(n)
         self.compute(scores, t, sample_weight,
                      {"scores": "scores", "target": "target", "weight": "sample_weight"})
+
+
+class NativeObjective(Objective):
+    """``obj(scores, data) -> (grad, hess)``, ``data`` holding the labels and weights
+    (``get_label()``, ``get_weight()``: XGBoost's DMatrix, LightGBM's Dataset); the results in
+    the scores' shape. A library's class names itself (``LIBRARY``) and its two arguments
+    (``SCORES``)."""
+
+    LIBRARY = ""
+    SCORES = "scores"
+
+    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
+                 ) -> None:
+        super().__init__(name, hessian, params, library=self.LIBRARY,
+                         names={"scores": self.SCORES, "target": "label", "weight": "weight"})
+
+    def __call__(self, scores: np.ndarray, data: Any) -> tuple[np.ndarray, np.ndarray]:
+        g, h = self.compute(scores, data.get_label(), data.get_weight())
+        shape = np.shape(scores)
+        return g.reshape(shape), h.reshape(shape)
+
+
+class SklearnObjective(Objective):
+    """``objective(y_true, y_pred, sample_weight=None) -> (grad, hess)``, the form both
+    libraries' scikit-learn estimators call (each passes weights only to a parameter named
+    ``sample_weight``)."""
+
+    LIBRARY = ""
+
+    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
+                 ) -> None:
+        super().__init__(name, hessian, params, library=self.LIBRARY,
+                         names={"scores": "y_pred", "target": "y_true",
+                                "weight": "sample_weight"})
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        g, h = self.compute(y_pred, y_true, sample_weight)
+        shape = np.shape(y_pred)
+        return g.reshape(shape), h.reshape(shape)

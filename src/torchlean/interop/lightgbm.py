@@ -19,15 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from torchlean.interop.boosting import (
     AUTO_FLOOR,
     Constant,
     Exact,
     Floor,
-    Objective,
+    NativeObjective,
     Scaled,
+    SklearnObjective,
     resolve_hessian,
 )
 from torchlean.spec.core.declaration import LossDeclaration
@@ -46,35 +45,18 @@ __all__ = [
 ]
 
 
-class LightGBMObjective(Objective):
+class LightGBMObjective(NativeObjective):
     """``f(preds, train_data) -> (grad, hess)`` for ``params["objective"]``."""
 
-    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
-                 ) -> None:
-        super().__init__(name, hessian, params, library="LightGBM",
-                         names={"scores": "preds", "target": "label", "weight": "weight"})
-
-    def __call__(self, preds: np.ndarray, train_data: Any) -> tuple[np.ndarray, np.ndarray]:
-        g, h = self.compute(preds, train_data.get_label(), train_data.get_weight())
-        shape = np.shape(preds)
-        return g.reshape(shape), h.reshape(shape)
+    LIBRARY = "LightGBM"
+    SCORES = "preds"
 
 
-class LightGBMSklearnObjective(Objective):
+class LightGBMSklearnObjective(SklearnObjective):
     """``objective(y_true, y_pred, sample_weight=None) -> (grad, hess)`` for the
     scikit-learn estimators."""
 
-    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
-                 ) -> None:
-        super().__init__(name, hessian, params, library="LightGBM",
-                         names={"scores": "y_pred", "target": "y_true",
-                                "weight": "sample_weight"})
-
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        g, h = self.compute(y_pred, y_true, sample_weight)
-        shape = np.shape(y_pred)
-        return g.reshape(shape), h.reshape(shape)
+    LIBRARY = "LightGBM"
 
 
 def objective(name: str | LossDeclaration, *, hessian: Any = "auto", **params: Any

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from torchlean.interop.boosting import (
     AUTO_FLOOR,
     Constant,
     Exact,
     Floor,
-    Objective,
+    NativeObjective,
     Scaled,
+    SklearnObjective,
     resolve_hessian,
 )
 from torchlean.spec.core.declaration import LossDeclaration
@@ -47,36 +46,19 @@ __all__ = [
 ]
 
 
-class XGBoostObjective(Objective):
+class XGBoostObjective(NativeObjective):
     """``obj(predt, dtrain) -> (grad, hess)`` for ``xgboost.train(..., obj=...)``."""
 
-    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
-                 ) -> None:
-        super().__init__(name, hessian, params, library="XGBoost",
-                         names={"scores": "predt", "target": "label", "weight": "weight"})
-
-    def __call__(self, predt: np.ndarray, dtrain: Any) -> tuple[np.ndarray, np.ndarray]:
-        g, h = self.compute(predt, dtrain.get_label(), dtrain.get_weight())
-        shape = np.shape(predt)
-        return g.reshape(shape), h.reshape(shape)
+    LIBRARY = "XGBoost"
+    SCORES = "predt"
 
 
-class XGBoostSklearnObjective(Objective):
+class XGBoostSklearnObjective(SklearnObjective):
     """``objective(y_true, y_pred, sample_weight=None) -> (grad, hess)`` for the
     scikit-learn estimators (XGBoost passes the weights to a parameter named
     ``sample_weight``)."""
 
-    def __init__(self, name: str | LossDeclaration, hessian: Any, params: dict[str, Any]
-                 ) -> None:
-        super().__init__(name, hessian, params, library="XGBoost",
-                         names={"scores": "y_pred", "target": "y_true",
-                                "weight": "sample_weight"})
-
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        g, h = self.compute(y_pred, y_true, sample_weight)
-        shape = np.shape(y_pred)
-        return g.reshape(shape), h.reshape(shape)
+    LIBRARY = "XGBoost"
 
 
 def objective(name: str | LossDeclaration, *, hessian: Any = "auto", **params: Any
