@@ -184,12 +184,14 @@ def _slice(s: Any, oracle: Oracle, rng: np.random.Generator, per_zone: int,
 
 def _upper_bounds(s: Any, p: Any, t: Any) -> np.ndarray | None:
     """Upper bounds of the second derivative's arb enclosure at the float point ``(p, t)``
-    (None without python-flint)."""
+    (None without python-flint, or at a point with a NaN or an infinity)."""
     try:
         from torchlean.contexts import interval
     except ImportError:  # pragma: no cover - the certify extra is missing
         return None
     p, t = np.asarray(p, dtype=np.float64), np.asarray(t, dtype=np.float64)
+    if not (np.all(np.isfinite(p)) and np.all(np.isfinite(t))):
+        return None
     _, hi = interval.bounds(s.decl.second(interval.box(p, p), interval.box(t, t),
                                           **s.call_params))
     return np.asarray(hi, dtype=np.float64)
