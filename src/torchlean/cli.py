@@ -124,7 +124,9 @@ def _parser() -> tuple[_Parser, _Parser]:
     sub = parser.add_subparsers(dest="command", required=True)
     cert = sub.add_parser("certify", help="certify every loss and derivative (exit 0: all pass)",
                           description="Certify every derivative against its loss: five checks "
-                                      "(symbolic, kinks, intervals, floats, frameworks).",
+                                      "(symbolic, kinks, intervals, floats, frameworks); a "
+                                      "declared second derivative gets a row of its own, "
+                                      "with a sixth (hessian).",
                           epilog=EXIT_STATUS,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     cert.add_argument("--module", default=None, metavar="FILE_OR_MODULE",
