@@ -197,7 +197,8 @@ def test_policies_on_weighted_hessians() -> None:
 
 
 def test_auto_reads_the_declared_hessian_sign() -> None:
-    want = {"positive": Exact(), "nonnegative": Constant(1.0), "any": Floor(AUTO_FLOOR)}
+    want = {"positive": Exact(), "zero": Constant(1.0), "nonnegative": Floor(AUTO_FLOOR),
+            "any": Floor(AUTO_FLOOR)}
     for name, decl in torchlean.LOSSES.items():
         if decl.has_second:
             assert boosting.resolve_hessian("auto", decl) == want[decl.hessian_sign], name
@@ -207,7 +208,7 @@ def test_auto_gives_quantile_a_unit_hessian() -> None:
     # the pinball loss's exact Hessian is 0; auto gives the weight (Hessian 1), as the
     # libraries' own quantile objectives do
     g, h = tx.objective("quantile", alpha=0.3)(P, Data(Y, W))
-    assert torchlean.get_loss("quantile").hessian_sign == "nonnegative"
+    assert torchlean.get_loss("quantile").hessian_sign == "zero"
     np.testing.assert_array_equal(h, W)
     # gradient of the pinball loss on d = y - p: -alpha where y > p, 1 - alpha where y < p
     np.testing.assert_allclose(g[:3], np.where(Y > P, -0.3, 0.7)[:3] * W[:3], rtol=1e-15)

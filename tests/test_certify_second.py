@@ -265,10 +265,14 @@ def test_huber_with_a_second_derivative_outside_the_limits_at_the_seam_fails_kin
 
 
 def test_a_false_hessian_sign_claim_fails() -> None:
-    # mae's second derivative is 0: "positive" is false, "nonnegative" true
+    # mae's second derivative is 0: "positive" is false, "zero" and "nonnegative" true
     mae = LOSSES["mae"]
     assert check_hessian(mae, points=2).status == "PASS"
+    assert check_hessian(mae.with_changes(hessian_sign="nonnegative"), points=2).status == "PASS"
     assert check_hessian(mae.with_changes(hessian_sign="positive"), points=2).status == "FAIL"
+    # huber's is 1 / delta inside: "zero" is false
+    huber = LOSSES["huber"]
+    assert check_hessian(huber.with_changes(hessian_sign="zero"), points=2).status == "FAIL"
 
     # log(1 + d**2): 2 (1 - d**2) / (1 + d**2)**2 < 0 for |d| > 1; claimed nonnegative
     def cauchy(c: Any, p: Any, t: Any) -> Any:

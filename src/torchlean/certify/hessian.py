@@ -6,7 +6,8 @@ Hessian-vector product against the derivative for every direction.
   underflow to 0); a 50-digit 0 at a float point passes when the arb enclosure there reaches
   above 0 (the oracle forms ``1 - softmax`` of extreme logits as ``1 + r - 1``, which rounds
   ``r = exp(-1e17)`` away; the enclosure keeps it), counted as ``rounded_to_zero``.
-  ``"nonnegative"``: ``>= 0`` in both; ``"any"`` claims nothing. Looked at over points of every
+  ``"nonnegative"``: ``>= 0`` in both; ``"zero"``: exactly 0 in both; ``"any"`` claims
+  nothing. Looked at over points of every
   zone, the seam points (where the declared choice is what counts) and the float edge cases
   (huge and tiny magnitudes, where a rounded ``1 - s`` could go negative). NaN and infinities
   are left out.
@@ -104,7 +105,7 @@ def _sign(s: Any, oracle: Oracle, rng: np.random.Generator, points: int,
                 if x == 0 and upper is not None and upper[idx] > 0:
                     rounded[0] += 1  # 1 + r - 1 at 50 digits; the enclosure keeps it positive
                     continue
-                if x < 0 or (sign == "positive" and x == 0):
+                if x < 0 or (sign == "positive" and x == 0) or (sign == "zero" and x != 0):
                     col.fail(f"{label}: second derivative {idx} is {float(x):.6g} at 50 digits, "
                              f"declared {sign}", predicted=_list(p), target=_list(t),
                              exact=float(x))
@@ -116,7 +117,7 @@ def _sign(s: Any, oracle: Oracle, rng: np.random.Generator, points: int,
         for idx, x in np.ndenumerate(h64):
             if math.isfinite(x):
                 n += 1
-                if x < 0:
+                if x < 0 or (sign == "zero" and x != 0):
                     col.fail(f"{label}: float64 second derivative {idx} is {x:.6g}, declared "
                              f"{sign}", predicted=_list(p), target=_list(t), computed=float(x))
     return n

@@ -10,10 +10,11 @@ The Hessian policy (``hessian=`` of every adapter) says what the library receive
 second derivative:
 
 - ``"auto"`` (the default): :class:`Exact` where the declaration's ``hessian_sign`` is
-  ``"positive"``; ``Constant(1.0)`` where it is ``"nonnegative"`` (mae, hinge, quantile: the exact
-  Hessian is 0 almost everywhere, and a zero Hessian gives the libraries nothing to split on or
-  divides by zero in a leaf); ``Floor(AUTO_FLOOR)`` where it is ``"any"`` (binary focal's
-  Hessian turns negative far on the wrong side; the libraries clip or diverge on it).
+  ``"positive"``; ``Constant(1.0)`` where it is ``"zero"`` (mae, hinge, quantile: the exact
+  Hessian is 0 everywhere, and a zero Hessian gives the libraries nothing to split on or
+  divides by zero in a leaf); ``Floor(AUTO_FLOOR)`` where it is ``"nonnegative"`` (0 only on
+  some samples: Huber's linear part, a degenerate target) or ``"any"`` (binary focal's Hessian
+  turns negative far on the wrong side; the libraries clip or diverge on it).
 - ``"exact"`` or :class:`Exact`: the declared second derivative, unchanged.
 - a positive number ``c`` or ``Constant(c)``: ``c`` times the sample weight.
 - ``Floor(f)``: ``max(exact, f)`` times the sample weight.
@@ -151,7 +152,7 @@ def resolve_hessian(spec: Any, decl: LossDeclaration) -> HessianPolicy:
             sign = decl.hessian_sign
             if sign == "positive":
                 return Exact()
-            if sign == "nonnegative":
+            if sign == "zero":
                 return Constant(1.0)
             return Floor(AUTO_FLOOR)
         raise ParameterError(

@@ -74,7 +74,7 @@ __all__ = [
 
 KINDS = ("elementwise", "slice", "whole")
 #: what a declaration may say of the sign of its second derivative (``hessian_sign``)
-HESSIAN_SIGNS = ("positive", "nonnegative", "any")
+HESSIAN_SIGNS = ("positive", "nonnegative", "zero", "any")
 REDUCTIONS = ("mean", "sum", "none")
 #: what a :class:`Seam` may sit on (see :class:`Seam`)
 COORDINATES = ("residual", "predicted", "margin", "norm")
@@ -283,9 +283,11 @@ class LossDeclaration:
     #: a slice loss's Hessian-vector product ``hvp(c, p, t, v, **params)``: each slice's
     #: Hessian (of the unreduced terms) times that slice of ``v``
     hvp_term: Term | None = None
-    #: the sign of the second derivative wherever it is finite: "positive" (> 0, it may
-    #: underflow to 0), "nonnegative" (0 on whole regions: mae, hinge, quantile), "any" (it may
-    #: be negative); the boosting adapters' Hessian policy reads it, the certifier checks it
+    #: the sign of the second derivative wherever it is finite, on the whole domain: "positive"
+    #: (> 0; it may underflow to 0), "nonnegative" (>= 0: 0 on Huber's linear part, outside a
+    #: clamp, at a degenerate target), "zero" (0 everywhere: a piecewise-linear value such as
+    #: mae, hinge, quantile), "any" (it may be negative); the boosting adapters' Hessian policy
+    #: reads it, the certifier checks it
     hessian_sign: str = "any"
     #: the second derivative in words, for the docs
     second_text: str = ""

@@ -161,9 +161,8 @@ SOFTMAX: LossDeclaration = define_loss(
     formula="-sum(t log_softmax(s)), softmax over the last axis (classes); one row a sample",
     derivative_text="softmax(s) sum_last(t) - t",
     second=_cross_entropy_logits_second, hvp=_cross_entropy_logits_hvp,
-    # p (1 - p) sum_last(t): positive on a row with a label (a row whose targets sum to 0
-    # carries no sample, as one of weight 0)
-    hessian_sign="positive",
+    # p (1 - p) sum_last(t): positive on a row with a label, 0 on a row whose targets sum to 0
+    hessian_sign="nonnegative",
     second_text="diagonal: sum_last(t) softmax (1 - softmax); Hessian times v: "
                 "sum_last(t) softmax (v - softmax . v)",
     domain=Domain(largest=_LARGEST, target=(0.0, 1.0), target_lo=0.0, target_hi=1.0,
@@ -213,7 +212,8 @@ SQUARED_ERROR: LossDeclaration = define_loss(
 def _quantile(c: Context, p: Any, y: Any, *, alpha: float) -> Any:
     r = y - p
     a = c.const(alpha)
-    return c.maximum(a * r, (a - 1) * r)
+    # a select, not maximum(a r, (a - 1) r): the same value, and sympy decides it directly
+    return c.where(c.lt(r, 0), (a - 1) * r, a * r)
 
 
 def _quantile_deriv(c: Context, p: Any, y: Any, *, alpha: float) -> Any:
@@ -234,7 +234,7 @@ QUANTILE: LossDeclaration = define_loss(
     formula="sum(max(alpha (y - p), (alpha - 1) (y - p)))",
     derivative_text="-alpha where y > p, 1 - alpha where y < p, 0 at y = p",
     second=_zero_second,
-    hessian_sign="nonnegative", second_text="0 (at y = p too)",
+    hessian_sign="zero", second_text="0 (at y = p too)",
     seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0",
                 second_choice="second derivative 0")],
     domain=Domain(largest=_LARGEST),
@@ -260,23 +260,30 @@ POISSON_LOG: LossDeclaration = define_loss(
     torch_text="F.poisson_nll_loss(s, y, log_input=True, full=False, reduction='sum')",
     deriv=_poisson_deriv)(_poisson)
 
+def _times_exp(c: Context, y: Any, x: Any) -> Any:
+    """``y exp(x)``, 0 at ``y = 0`` however large ``x`` (where ``0 * inf`` would be NaN); NaN
+    in either gives NaN."""
+    zero = c.logical_and(c.le(y, 0), c.le(0, y))
+    return _keep_nan(c, c.where(zero, 0, y * c.exp(x)), x)
+
+
 def _gamma_log(c: Context, s: Any, y: Any) -> Any:
-    return y * c.exp(-s) + s
+    return _times_exp(c, y, -s) + s
 
 
 def _gamma_log_deriv(c: Context, s: Any, y: Any) -> Any:
-    return 1 - y * c.exp(-s)
+    return 1 - _times_exp(c, y, -s)
 
 
 def _gamma_log_second(c: Context, s: Any, y: Any) -> Any:
-    return y * c.exp(-s)
+    return _times_exp(c, y, -s)
 
 
 GAMMA_LOG: LossDeclaration = define_loss(
     "gamma_log", reduction="sum",
     formula="sum(y exp(-s) + s), s the log-mean (the Gamma deviance up to terms free of s)",
     derivative_text="1 - y exp(-s)", second=_gamma_log_second, second_text="y exp(-s)",
-    hessian_sign="positive",
+    hessian_sign="nonnegative",
     # y = 0 lies outside the Gamma family (XGBoost's reg:gamma refuses it) but the terms are
     # defined there (the value is s, with no minimum): only negative targets are refused
     domain=Domain(predicted=(-2.0, 2.0), target=(0.1, 5.0), target_lo=0.0,
@@ -289,27 +296,27 @@ GAMMA_LOG: LossDeclaration = define_loss(
     deriv=_gamma_log_deriv)(_gamma_log)
 
 
-def _tweedie_exps(c: Context, s: Any, power: float) -> tuple[Any, Any, Any, Any]:
-    """``(rho - 1, 2 - rho, exp((1 - rho) s), exp((2 - rho) s))``."""
+def _tweedie_exps(c: Context, s: Any, y: Any, power: float) -> tuple[Any, Any, Any, Any]:
+    """``(rho - 1, 2 - rho, y exp((1 - rho) s), exp((2 - rho) s))``."""
     rho = c.const(power)
     a, b = rho - 1, 2 - rho
-    return a, b, c.exp(-(a * s)), c.exp(b * s)
+    return a, b, _times_exp(c, y, -(a * s)), c.exp(b * s)
 
 
 def _tweedie_log(c: Context, s: Any, y: Any, *, power: float) -> Any:
     # -y e1 / (1 - rho) + e2 / (2 - rho): both terms are >= 0 for 1 < rho < 2, y >= 0
-    a, b, e1, e2 = _tweedie_exps(c, s, power)
-    return y * e1 / a + e2 / b
+    a, b, ye1, e2 = _tweedie_exps(c, s, y, power)
+    return ye1 / a + e2 / b
 
 
 def _tweedie_log_deriv(c: Context, s: Any, y: Any, *, power: float) -> Any:
-    _, _, e1, e2 = _tweedie_exps(c, s, power)
-    return e2 - y * e1
+    _, _, ye1, e2 = _tweedie_exps(c, s, y, power)
+    return e2 - ye1
 
 
 def _tweedie_log_second(c: Context, s: Any, y: Any, *, power: float) -> Any:
-    a, b, e1, e2 = _tweedie_exps(c, s, power)
-    return a * (y * e1) + b * e2
+    a, b, ye1, e2 = _tweedie_exps(c, s, y, power)
+    return a * ye1 + b * e2
 
 
 def _torch_tweedie(s: Any, y: Any, power: float) -> Any:

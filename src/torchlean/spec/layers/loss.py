@@ -221,7 +221,7 @@ def _zero_second(c: Context, p: Any, t: Any, **_: Any) -> Any:
 
 MAE: LossDeclaration = define_loss(
     "mae", formula="sum(|d|) / n", derivative_text="sign(d) / n, sign(0) = 0",
-    second=_zero_second, second_text="0 (at d = 0 too)", hessian_sign="nonnegative",
+    second=_zero_second, second_text="0 (at d = 0 too)", hessian_sign="zero",
     domain=Domain(largest=_LARGEST),
     kernel="torchlean.kernels.terms:mae",
     seams=[Seam("residual", lambda k, prm: k.const(0), "d = 0", choice="derivative 0",
@@ -615,7 +615,7 @@ def _hinge_deriv(c: Context, x: Any, t: Any) -> Any:
 
 HINGE: LossDeclaration = define_loss(
     "hinge", formula="sum(max(0, 1 - t x)) / n",
-    second=_zero_second, second_text="0 (at the margin too)", hessian_sign="nonnegative",
+    second=_zero_second, second_text="0 (at the margin too)", hessian_sign="zero",
     kernel="torchlean.kernels.terms:hinge",
     derivative_text="-t / n where 1 - t x > 0, else 0",
     seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0",
