@@ -98,12 +98,13 @@ def squared_error(p: float, t: float) -> tuple[float, float]:
 def logistic(s: float, y: float) -> tuple[float, float]:
     e = vmath.exp(-abs(s))
     pos = s > 0.0
+    # one division: e / (1 + e) as e * (1 / (1 + e)), within the stated bound of the spec's
     big = 1.0 / (1.0 + e)
-    small = e / (1.0 + e)
+    small = e * big
     sig = big if pos else small
     sig_neg = small if pos else big
     g = sig - y if 2.0 * y < 1.0 else (1.0 - y) - sig_neg
-    h = e / ((1.0 + e) * (1.0 + e))
+    h = small * big
     return g, (y if y != y else h)
 
 
@@ -116,16 +117,19 @@ def quantile(p: float, t: float, alpha: float) -> tuple[float, float]:
 
 @per_sample(heavy=True, grad_ulps=3, scales=_poisson_scales)
 def poisson_log(s: float, y: float) -> tuple[float, float]:
-    # the seed poisson's forms: expm1(s) - (y - 1) for 1/2 <= y <= 2
-    e = vmath.exp(s)
+    # the seed poisson's forms: expm1(s) - (y - 1) for 1/2 <= y <= 2; exp and expm1 from one
+    # range reduction
+    e, em1 = vmath.exp_expm1(s)
     near_one = (2.0 * y >= 1.0) & (y <= 2.0)
-    g = (vmath.expm1(s) - (y - 1.0)) if near_one else (e - y)
+    g = (em1 - (y - 1.0)) if near_one else (e - y)
     return g, (y if y != y else e)
 
 
 @per_sample(heavy=True, grad_ulps=3, scales=_gamma_scales)
 def gamma_log(s: float, y: float) -> tuple[float, float]:
+    # y exp(-s) is 0 at y = 0 however large exp(-s) (0 * inf would be NaN), NaN for a NaN s
     h = y * vmath.exp(-s)
+    h = (s if s != s else 0.0) if y == 0.0 else h
     return 1.0 - h, h
 
 
@@ -133,9 +137,10 @@ def gamma_log(s: float, y: float) -> tuple[float, float]:
 def tweedie_log(s: float, y: float, power: float) -> tuple[float, float]:
     a = power - 1.0
     b = 2.0 - power
-    e1 = vmath.exp(-(a * s))
+    ye1 = y * vmath.exp(-(a * s))
+    ye1 = (s if s != s else 0.0) if y == 0.0 else ye1  # as gamma_log's y exp(-s)
     e2 = vmath.exp(b * s)
-    return e2 - y * e1, a * (y * e1) + b * e2
+    return e2 - ye1, a * ye1 + b * e2
 
 
 @per_sample(heavy=True, grad_ulps=8, hess_ulps=8, scales=_focal_scales)

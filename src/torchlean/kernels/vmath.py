@@ -137,6 +137,26 @@ def expm1(x: float) -> float:
 
 
 @njit(inline="always", error_model="numpy")
+def exp_expm1(x: float) -> tuple[float, float]:
+    """``(e**x, e**x - 1)`` from one range reduction: :func:`exp` and :func:`expm1`'s forms
+    (below ``|x| = ln(2) / 2`` the reduction leaves ``r = x``, so the series is ``expm1``)."""
+    xc = min(max(x, -746.0), 710.0)
+    kf, r = _reduce(xc)
+    k = int(kf)
+    k1 = k >> 1
+    s1 = _pow2(k1)
+    s2 = _pow2(k - k1)
+    pr = _expm1_reduced(r)
+    e = (1.0 + pr) * s1 * s2
+    e = _INF if x > _EXP_MAX else e
+    e = 0.0 if x < _EXP_MIN else e
+    m = (pr * s1) * s2 + (s1 * s2 - 1.0)
+    m = pr if abs(x) < _HALF_LN2 else m
+    m = e if x > 40.0 else m
+    return (x, x) if x != x else (e, m)
+
+
+@njit(inline="always", error_model="numpy")
 def log(x: float) -> float:
     """Natural logarithm (NaN below 0, ``-inf`` at 0)."""
     sub = x < 2.2250738585072014e-308  # subnormal (or <= 0): scale into the normal range
