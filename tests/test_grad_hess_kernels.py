@@ -12,6 +12,7 @@ the weight.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,8 @@ def fast_taken(name: str, p: np.ndarray, t: np.ndarray, **kw: Any) -> bool:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_zone_inputs_match_the_declaration(name: str, dtype: str) -> None:
-    rng = np.random.default_rng(abs(hash((name, dtype))) % 2**32)
+    # a seed fixed per case (str hashes change from one process to the next)
+    rng = np.random.default_rng(zlib.crc32(f"{name}-{dtype}".encode()))
     p, t = zone_inputs(name, rng, 3000, dtype)  # more than one block of the loop
     assert fast_taken(name, p, t)
     assert_close(name, p, t, torchlean.grad_hess(name, p, t), spec(name, p, t))

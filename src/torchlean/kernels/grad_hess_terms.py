@@ -94,7 +94,7 @@ def squared_error(p: float, t: float) -> tuple[float, float]:
     return d, (d if d != d else 1.0)
 
 
-@per_sample(heavy=True, grad_ulps=3, hess_ulps=3, scales=_logistic_scales)
+@per_sample(heavy=True, grad_ulps=3, hess_ulps=4, scales=_logistic_scales)
 def logistic(s: float, y: float) -> tuple[float, float]:
     e = vmath.exp(-abs(s))
     pos = s > 0.0
@@ -125,7 +125,7 @@ def poisson_log(s: float, y: float) -> tuple[float, float]:
     return g, (y if y != y else e)
 
 
-@per_sample(heavy=True, grad_ulps=3, scales=_gamma_scales)
+@per_sample(heavy=True, grad_ulps=3, hess_ulps=3, scales=_gamma_scales)
 def gamma_log(s: float, y: float) -> tuple[float, float]:
     # y exp(-s) is 0 at y = 0 however large exp(-s) (0 * inf would be NaN), NaN for a NaN s
     h = y * vmath.exp(-s)
