@@ -14,6 +14,7 @@ accuracy. Results come back in the library, dtype and device of ``predicted``.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 import array_api_compat as aac
@@ -114,7 +115,11 @@ class ArrayContext:
                 f"to the dtype of `{names[0]}`); got {_dtype_name(t)}"
             )
         dev_p, dev_t = aac.device(p), aac.device(t)
-        if dev_p != dev_t:
+        if _is_jax_tracer(p) or _is_jax_tracer(t):
+            # A JAX tracer has no device of its own (under grad or a custom rule one argument
+            # may be traced and the other concrete): the computation is placed by JAX.
+            dev_p = dev_t if dev_p is None else dev_p
+        elif dev_p != dev_t:
             raise BackendError(
                 f"`{names[1]}` must be on the device of `{names[0]}` ({dev_p}); got {dev_t}"
             )
@@ -259,6 +264,11 @@ class ArrayContext:
             bad = xp.logical_or(bad, x < lo)
         if hi is not None:
             bad = xp.logical_or(bad, x > hi)
+        if _is_jax_tracer(x):
+            # Under jit, vmap or grad the values are unknown until run and nothing can raise:
+            # an element outside the domain becomes NaN, which every term carries to its
+            # result (NaN in gives NaN out) rather than a finite value of a meaningless input.
+            return xp.where(bad, xp.asarray(float("nan"), dtype=x.dtype), x)
         if _size(x) and bool(xp.any(bad)):
             raise_domain_error(_on_host(x), name, lo, hi, what)
         return x
@@ -270,7 +280,15 @@ def _on_host(x: Any) -> np.ndarray | None:
         return np.asarray(x, dtype=np.float64)
     if aac.is_torch_array(x):
         return x.detach().cpu().double().numpy()
+    if aac.is_jax_array(x) and not _is_jax_tracer(x):
+        return np.asarray(x).astype(np.float64)
     return None
+
+
+def _is_jax_tracer(x: Any) -> bool:
+    """Whether ``x`` is a JAX tracer (an abstract value under jit, vmap, grad, ...)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
 
 
 def _size(x: Any) -> int:

@@ -1,0 +1,293 @@
+"""Every loss of :data:`torchlean.LOSSES` as a JAX function whose derivative is the declared one.
+
+- :func:`loss` ``(name, **params) -> f(predicted, target) -> scalar``: the loss with the
+  package's reduction (mean or sum over all elements; a whole-tensor loss as declared).
+- :func:`per_example` ``(name, **params) -> f(predicted, target) -> array``: the unreduced
+  terms, the form optax's losses have: per element for an elementwise loss, per slice (summed
+  over the last axis) for a slice loss.
+
+Both are :func:`jax.custom_jvp` functions: the tangent along ``predicted`` is the declaration's
+derivative term (``decl.deriv``, the one ``torchlean certify`` certifies), never JAX's
+autodiff of the value term, so ``jax.grad`` returns the certified derivative, kinks included
+(hinge's 0 at the margin, where autodiff of ``max`` takes half of each side). The derivative is
+itself a ``custom_jvp`` function whose tangent is the declared second derivative
+(``decl.second`` times the tangent for an elementwise loss, ``decl.hvp`` for a slice loss), so
+``jax.hessian`` reads the declaration too; a loss that declares none (a whole-tensor loss) has
+its derivative term differentiated by JAX. Along ``target`` the tangent is JAX's own derivative
+of the declared value: only the derivative w.r.t. ``predicted`` is certified.
+
+Out-of-range targets (a loss with a checked target domain): concrete inputs are checked as
+everywhere in the package (:class:`~torchlean.errors.DomainError` naming the argument); under a
+transformation (``jit``, ``vmap``, ...) the values are unknown when the function is traced, so
+each target outside the domain becomes NaN, and the value and the derivatives with it. With
+``checkify=True`` the function also makes a :func:`jax.experimental.checkify.check`, so that a
+function wrapped in :func:`jax.experimental.checkify.checkify` reports the first bad element.
+Shapes and dtypes are checked when the function is traced. ``docs/jax.md`` says it all with
+examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat as aac
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+from jax.experimental import checkify as _checkify
+
+from torchlean.contexts.arrays import CONTEXT, ArrayContext
+from torchlean.errors import BackendError, DTypeError, ParameterError, UnsupportedOperationError
+from torchlean.registry import get_loss
+from torchlean.spec.core.declaration import LossDeclaration, _takes_n, require_axis
+from torchlean.spec.core.tensor import check_same_shape
+
+__all__ = ["loss", "per_example"]
+
+Fn = Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A declaration with its parameters checked once, and the options of the JAX function."""
+
+    decl: LossDeclaration
+    prm: dict[str, Any]
+    check_domain: bool
+    checkify: bool
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.decl.arg_names
+
+
+def _bind(name: Any, params: dict[str, Any], checkify: Any) -> _Bound:
+    decl = _declaration(name)
+    kwargs = decl.bind_params(params)
+    if "ctx" in kwargs:
+        raise ParameterError("`ctx` is not a parameter of a JAX loss function: it always runs "
+                             "the Array API context on JAX arrays")
+    check = kwargs.pop("check_domain", True)
+    if not isinstance(check, bool | np.bool_):
+        raise ParameterError(f"`check_domain` must be True or False; got {check!r}")
+    if not isinstance(checkify, bool | np.bool_):
+        raise ParameterError(f"`checkify` must be True or False; got {checkify!r}")
+    return _Bound(decl, decl.checked_params(kwargs), bool(check) and decl.has_domain_check,
+                  bool(checkify))
+
+
+def _declaration(name: Any) -> LossDeclaration:
+    if isinstance(name, LossDeclaration):
+        return name
+    if isinstance(name, str):
+        return get_loss(name)
+    if hasattr(type(name), "declaration"):  # what define_loss returns
+        decl = name.declaration
+        if isinstance(decl, LossDeclaration):
+            return decl
+    raise ParameterError(f"`name` must be the name of a loss of torchlean.LOSSES or a "
+                         f"LossDeclaration; got {type(name).__name__}")
+
+
+# --------------------------------------------------------------------------------------------
+# The public functions
+# --------------------------------------------------------------------------------------------
+
+
+def loss(name: str | LossDeclaration, /, *, checkify: bool = False, **params: Any) -> Fn:
+    """The loss ``name`` (a name of :data:`torchlean.LOSSES` or a declaration) as
+    ``f(predicted, target) -> scalar``, reduced as declared, a :func:`jax.custom_jvp` function
+    whose derivative w.r.t. ``predicted`` is the declared one (see the module docstring).
+
+    ``params``: the loss's parameters (checked now, once) and ``check_domain``; ``checkify``:
+    also make a :func:`jax.experimental.checkify.check` of the target domain. The result has the
+    dtype of ``predicted``.
+    """
+    b = _bind(name, params, checkify)
+    core = _reduced(b)
+    return _entry(b, core, "loss")
+
+
+def per_example(name: str | LossDeclaration, /, *, checkify: bool = False,
+                **params: Any) -> Fn:
+    """The unreduced terms of the loss ``name`` as ``f(predicted, target) -> array``: the shape
+    of ``predicted`` for an elementwise loss, ``predicted.shape[:-1]`` for a slice loss (each
+    slice's terms summed over the last axis). A :func:`jax.custom_jvp` function like
+    :func:`loss`; a whole-tensor loss has no per-example form
+    (:class:`~torchlean.errors.UnsupportedOperationError`)."""
+    b = _bind(name, params, checkify)
+    if b.decl.kind == "whole":
+        raise UnsupportedOperationError(
+            f"the {b.decl.name} loss is a whole-tensor loss: it has no per-example terms (use "
+            f"`loss({b.decl.name!r})`)"
+        )
+    core = _unreduced(b)
+    return _entry(b, core, "per_example")
+
+
+def _entry(b: _Bound, core: Fn, what: str) -> Fn:
+    def f(predicted: Any, target: Any) -> Any:
+        p, t = _inputs(b, predicted, target)
+        return core(p, t)
+
+    f.__name__ = f.__qualname__ = f"{b.decl.name}_{what}"
+    f.__doc__ = f"torchlean.interop.jax.{what}({b.decl.name!r}): " + (b.decl.formula or "")
+    return f
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: converted, checked when traced, the domain check as concrete or traced values allow
+# --------------------------------------------------------------------------------------------
+
+
+def _as_jax(x: Any, name: str) -> Any:
+    if isinstance(x, jax.Array):
+        return x
+    if aac.is_array_api_obj(x) and not isinstance(x, np.ndarray | np.generic):
+        raise BackendError(f"`{name}` must be a JAX array, a NumPy array or a sequence of "
+                           f"numbers; got {type(x).__module__}.{type(x).__name__}")
+    from torchlean.contexts.arrays import _as_array
+
+    return jnp.asarray(_as_array(x, None, name))
+
+
+def _inputs(b: _Bound, predicted: Any, target: Any) -> tuple[Any, Any]:
+    names = b.names
+    p, t = _as_jax(predicted, names[0]), _as_jax(target, names[1])
+    if not jnp.issubdtype(p.dtype, jnp.floating) or jnp.issubdtype(p.dtype, jnp.complexfloating):
+        raise DTypeError(f"`{names[0]}` must have a real floating-point dtype; got {p.dtype}")
+    if not (jnp.issubdtype(t.dtype, jnp.floating) or jnp.issubdtype(t.dtype, jnp.integer)
+            or t.dtype == jnp.bool_):
+        raise DTypeError(
+            f"`{names[1]}` must have a real floating-point, integer or bool dtype (promoted to "
+            f"the dtype of `{names[0]}`); got {t.dtype}"
+        )
+    check_same_shape(CONTEXT, p, t, names)
+    if b.decl.kind == "slice":
+        require_axis(CONTEXT, p, names[0])
+    if b.check_domain:
+        t = _checked_target(b, p, t)
+    return p, t
+
+
+def _checked_target(b: _Bound, p: Any, t: Any) -> Any:
+    dom, names = b.decl.domain, b.names
+    what = f"the {b.decl.name} loss" + (f" ({dom.what})" if dom.what else "")
+    traced = isinstance(t, jax.core.Tracer)
+    if traced and not jnp.issubdtype(t.dtype, jnp.floating):
+        # room for the NaN: the dtype the context would compute in anyway
+        t = t.astype(jnp.promote_types(p.dtype, jax.dtypes.canonicalize_dtype(jnp.float64)))
+    if traced and b.checkify:
+        _domain_check(t, names[1], dom.target_lo, dom.target_hi, what)
+    # concrete: DomainError as everywhere; traced: NaN wherever the target is outside
+    return ArrayContext(aac.array_namespace(t)).check_range(
+        t, name=names[1], lo=dom.target_lo, hi=dom.target_hi, what=what)
+
+
+def _domain_check(t: Any, name: str, lo: float | None, hi: float | None, what: str) -> None:
+    bad = jnp.zeros(t.shape, dtype=bool)
+    if lo is not None:
+        bad = bad | (t < lo)
+    if hi is not None:
+        bad = bad | (t > hi)
+    flat = jnp.ravel(bad)
+    first = jnp.argmax(flat) if flat.size else jnp.asarray(0)
+    rng = f"[{-np.inf if lo is None else lo:g}, {np.inf if hi is None else hi:g}]"
+    value = jnp.ravel(t)[first] if flat.size else jnp.asarray(0.0)
+    _checkify.check(~jnp.any(bad), f"`{name}` must lie in {rng} for {what}; got {{}} at flat "
+                                   f"index {{}}", value, first)
+
+
+# --------------------------------------------------------------------------------------------
+# custom_jvp functions
+# --------------------------------------------------------------------------------------------
+
+
+def _with_tangent(primal: Fn, along_p: Callable[[Any, Any, Any], Any]) -> Fn:
+    """``primal`` as a custom_jvp function: along ``p`` the tangent is ``along_p(p, t, p_dot)``,
+    along ``t`` JAX's own derivative of ``primal``."""
+    f = jax.custom_jvp(primal)
+
+    def rule(primals: tuple[Any, Any], tangents: tuple[Any, Any]) -> tuple[Any, Any]:
+        p, t = primals
+        p_dot, t_dot = tangents
+        out = f(p, t)
+        tangent = None
+        if not isinstance(p_dot, SymbolicZero):
+            tangent = along_p(p, t, p_dot)
+        if not isinstance(t_dot, SymbolicZero):
+            _, along_t = jax.jvp(lambda tt: primal(p, tt), (t,), (t_dot,))
+            tangent = along_t if tangent is None else tangent + along_t
+        if tangent is None:
+            tangent = jnp.zeros_like(out)
+        return out, tangent
+
+    f.defjvp(rule, symbolic_zeros=True)
+    return f
+
+
+def _reduced(b: _Bound) -> Fn:
+    decl, prm = b.decl, b.prm
+
+    def value(p: Any, t: Any) -> Any:
+        return decl.value(p, t, check_domain=False, **prm)
+
+    def deriv(p: Any, t: Any) -> Any:
+        return decl.deriv(p, t, check_domain=False, **prm)
+
+    if decl.has_second:
+        deriv = _with_tangent(
+            deriv, lambda p, t, v: decl.hvp(p, t, v, check_domain=False, **prm))
+    return _with_tangent(value, lambda p, t, v: jnp.sum(deriv(p, t) * v))
+
+
+def _unreduced(b: _Bound) -> Fn:
+    decl = b.decl
+    sliced = decl.kind == "slice"
+
+    def value(p: Any, t: Any) -> Any:
+        return _terms(b, "value", p, t)
+
+    def deriv(p: Any, t: Any) -> Any:
+        return _terms(b, "deriv", p, t)
+
+    if decl.has_second:
+        deriv = _with_tangent(deriv, lambda p, t, v: _terms(b, "hvp", p, t, v))
+
+    def along_p(p: Any, t: Any, v: Any) -> Any:
+        g = deriv(p, t) * v
+        return jnp.sum(g, axis=-1) if sliced else g
+
+    return _with_tangent(value, along_p)
+
+
+def _terms(b: _Bound, which: str, p: Any, t: Any, v: Any = None) -> Any:
+    """The declared terms, unreduced: the value (per element, or per slice summed over the
+    last axis), the derivative, or the second derivative times ``v`` (a slice loss: its
+    Hessian-vector product), per element."""
+    decl, prm = b.decl, b.prm
+    c, pp, tt = CONTEXT.bind(p, t, decl.arg_names)
+    shape = tuple(pp.shape)
+    sliced = decl.kind == "slice"
+    out_shape = shape[:-1] if sliced and which == "value" else shape
+    if 0 in shape:
+        # no elements, or empty slices (whose terms sum to 0)
+        return jnp.zeros(out_shape, dtype=p.dtype)
+    with c.scope():
+        if which == "value":
+            out = decl.value_term(c, pp, tt, **prm)
+            if sliced:
+                out = c.sum(out, axis=-1)
+        elif which == "deriv":
+            n = {"n": 1} if _takes_n(decl.deriv_term) else {}
+            out = decl.deriv_term(c, pp, tt, **n, **prm)
+        else:
+            _, _, vv = c.bind(p, v, (decl.arg_names[0], "vector"))
+            if sliced:
+                out = decl.hvp_term(c, pp, tt, vv, **prm)  # type: ignore[misc]
+            else:
+                out = decl.second_term(c, pp, tt, **prm) * vv  # type: ignore[misc]
+        return c.finish_deriv(jnp.broadcast_to(out, out_shape))
