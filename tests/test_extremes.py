@@ -41,6 +41,13 @@ BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
         "tweedie_log": (4, math.inf), "softmax": (2, math.inf),
         # a product of five rounded factors (q**gamma through exp, r, L, q, a_t)
         "binary_focal": (2, 8),
+        # a sum of terms of either sign (t log t - t lp): the sum may cancel to any degree
+        "kl_divergence": (math.inf, 4),
+        # softmax sum(t) - t, and for Poly-1 its eps p (S - t) term, cancel where the softmax
+        # matches the labels; the cosine derivative (cos u - v) / |p| cancels for nearly
+        # parallel vectors: certify holds them to the one-ulp conditioning of the inputs
+        "poly_loss_cross_entropy": (2, math.inf), "safe_softmax_cross_entropy": (2, math.inf),
+        "cosine_distance": (4, math.inf),
     },
 }
 # float32 logits derivatives: softmax * mass - t cancels even in float64 (docs/accuracy.md)

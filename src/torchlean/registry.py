@@ -11,6 +11,7 @@ from typing import Any
 from torchlean.errors import ParameterError
 from torchlean.spec.core.declaration import REGISTRY, LossDeclaration, set_value_and_deriv
 from torchlean.spec.layers import boosting as _boosting_losses  # noqa: F401  (declares them)
+from torchlean.spec.layers import divergences as _divergences  # noqa: F401  (declares them)
 from torchlean.spec.layers import loss as _package_losses  # noqa: F401  (declares them)
 
 __all__ = ["LOSSES", "LossEntry", "get_loss", "package_losses", "value_and_deriv"]
