@@ -66,10 +66,15 @@ class _Bound:
 
 def _bind(name: Any, params: dict[str, Any], checkify: Any) -> _Bound:
     decl = _declaration(name)
-    kwargs = decl.bind_params(params)
-    if "ctx" in kwargs:
-        raise ParameterError("`ctx` is not a parameter of a JAX loss function: it always runs "
-                             "the Array API context on JAX arrays")
+    # `ctx` is not offered: a JAX function always runs the Array API context on JAX arrays
+    allowed = set(decl.parameters) | ({"check_domain"} if decl.has_domain_check else set())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ParameterError(
+            f"`{unknown[0]}` is not a parameter of the {decl.name} loss; expected one of "
+            f"{[*sorted(allowed), 'checkify']}"
+        )
+    kwargs = dict(params)
     check = kwargs.pop("check_domain", True)
     if not isinstance(check, bool | np.bool_):
         raise ParameterError(f"`check_domain` must be True or False; got {check!r}")
