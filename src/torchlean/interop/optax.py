@@ -47,6 +47,17 @@ __all__ = [
 Axis = int | tuple[int, ...] | None
 
 
+def _declared(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Record on a function the declaration it evaluates (``fn.declaration``: the docs and the
+    tests read it)."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.declaration = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 def _terms(name: str, **params: Any) -> Callable[[Any, Any], Any]:
     """The declaration's unreduced terms as a JAX function (imported on use: it needs JAX)."""
     from torchlean.interop.jax import per_example
@@ -207,6 +218,7 @@ def _optional_targets(p: jax.Array, targets: Any, *, equal: bool) -> jax.Array:
 # --------------------------------------------------------------------------------------------
 
 
+@_declared('squared_error')
 def l2_loss(predictions: Any, targets: Any = None) -> jax.Array:
     """Half the squared error per element (optax's ``l2_loss``; declaration ``squared_error``).
 
@@ -215,6 +227,7 @@ def l2_loss(predictions: Any, targets: Any = None) -> jax.Array:
     return _terms("squared_error")(p, _optional_targets(p, targets, equal=True))
 
 
+@_declared('mse')
 def squared_error(predictions: Any, targets: Any = None) -> jax.Array:
     """The squared error per element (optax's ``squared_error``; declaration ``mse``'s term).
 
@@ -223,6 +236,7 @@ def squared_error(predictions: Any, targets: Any = None) -> jax.Array:
     return _terms("mse")(p, _optional_targets(p, targets, equal=True))
 
 
+@_declared('huber')
 def huber_loss(predictions: Any, targets: Any = None, *, delta: float = 1.0) -> jax.Array:
     """optax's ``huber_loss``: ``delta`` times the ``huber`` declaration's term per element.
 
@@ -233,6 +247,7 @@ def huber_loss(predictions: Any, targets: Any = None, *, delta: float = 1.0) -> 
     return delta * _terms("huber", delta=delta)(p, t)
 
 
+@_declared('log_cosh')
 def log_cosh(predictions: Any, targets: Any = None) -> jax.Array:
     """log(cosh(predictions - targets)) per element (declaration ``log_cosh``)."""
     p = _floating(predictions, "predictions")
@@ -240,6 +255,7 @@ def log_cosh(predictions: Any, targets: Any = None) -> jax.Array:
     return _terms("log_cosh")(p, t)
 
 
+@_declared('cosine_distance')
 def cosine_similarity(predictions: Any, targets: Any, *, epsilon: float = 0.0, axis: Axis = -1,
                       where: Any = None) -> jax.Array:
     """optax's ``cosine_similarity``: one minus the ``cosine_distance`` declaration's per-vector
@@ -247,6 +263,7 @@ def cosine_similarity(predictions: Any, targets: Any, *, epsilon: float = 0.0, a
     return 1 - cosine_distance(predictions, targets, epsilon=epsilon, axis=axis, where=where)
 
 
+@_declared('cosine_distance')
 def cosine_distance(predictions: Any, targets: Any, *, epsilon: float = 0.0, axis: Axis = -1,
                     where: Any = None) -> jax.Array:
     """optax's ``cosine_distance``, 1 - cos, per vector along ``axis`` (declaration
@@ -266,6 +283,7 @@ def cosine_distance(predictions: Any, targets: Any, *, epsilon: float = 0.0, axi
 # --------------------------------------------------------------------------------------------
 
 
+@_declared('hinge')
 def hinge_loss(predictor_outputs: Any, targets: Any) -> jax.Array:
     """max(0, 1 - predictor_outputs targets) per element, targets in {-1, 1} (declaration
     ``hinge``)."""
@@ -274,6 +292,7 @@ def hinge_loss(predictor_outputs: Any, targets: Any) -> jax.Array:
     return _terms("hinge")(p, t)
 
 
+@_declared('logistic')
 def sigmoid_binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     """The sigmoid cross entropy per element, labels in [0, 1] cast to the logits' dtype
     (declaration ``logistic``)."""
@@ -282,6 +301,7 @@ def sigmoid_binary_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     return _terms("logistic")(s, y)
 
 
+@_declared('binary_focal')
 def sigmoid_focal_loss(logits: Any, labels: Any, *, alpha: float | None = None,
                        gamma: float = 2.0) -> jax.Array:
     """optax's ``sigmoid_focal_loss`` per element, labels 0 or 1 (declaration ``binary_focal``;
@@ -325,6 +345,7 @@ def _logits_labels(logits: Any, labels: Any) -> tuple[jax.Array, jax.Array]:
     return s, _to(s.shape, y, ("logits", "labels"))
 
 
+@_declared('softmax')
 def softmax_cross_entropy(logits: Any, labels: Any, axis: Axis = -1,
                           where: Any = None) -> jax.Array:
     """-sum(labels log_softmax(logits)) per example along ``axis`` (declaration ``softmax``).
@@ -341,6 +362,7 @@ def softmax_cross_entropy(logits: Any, labels: Any, axis: Axis = -1,
                       empty_value=0.0)
 
 
+@_declared('softmax')
 def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: int | tuple[int, ...]
                                               = -1, where: Any = None) -> jax.Array:
     """The softmax cross entropy of integer class ids (declaration ``softmax``; ids through
@@ -395,6 +417,7 @@ def _one_hot(ids: jax.Array, k: int, dtype: Any) -> jax.Array:
                      jnp.asarray(jnp.nan, dtype))
 
 
+@_declared('safe_softmax_cross_entropy')
 def safe_softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     """The softmax cross entropy over the last axis with 0 log 0 = 0: a ``-inf`` logit with
     label 0 adds nothing (declaration ``safe_softmax_cross_entropy``)."""
@@ -402,6 +425,7 @@ def safe_softmax_cross_entropy(logits: Any, labels: Any) -> jax.Array:
     return _terms("safe_softmax_cross_entropy")(s, y)
 
 
+@_declared('poly_loss_cross_entropy')
 def poly_loss_cross_entropy(logits: Any, labels: Any, *, epsilon: float = 2.0, axis: Axis = -1,
                             where: Any = None) -> jax.Array:
     """PolyLoss-1 per example along ``axis``: cross entropy + epsilon sum(labels (1 - softmax))
@@ -418,6 +442,7 @@ def poly_loss_cross_entropy(logits: Any, labels: Any, *, epsilon: float = 2.0, a
 # --------------------------------------------------------------------------------------------
 
 
+@_declared('kl_divergence')
 def kl_divergence(log_predictions: Any, targets: Any, axis: Axis = -1,
                   where: Any = None) -> jax.Array:
     """sum(targets (log targets - log_predictions)) along ``axis``, 0 log 0 = 0 (declaration
@@ -428,6 +453,7 @@ def kl_divergence(log_predictions: Any, targets: Any, axis: Axis = -1,
     return _summed(_terms("kl_divergence"), lp, t, axis, where, (0.0, 0.0))
 
 
+@_declared('kl_divergence_log_targets')
 def kl_divergence_with_log_targets(log_predictions: Any, log_targets: Any, axis: Axis = -1,
                                    where: Any = None) -> jax.Array:
     """sum(exp(log_targets) (log_targets - log_predictions)) along ``axis`` (declaration
