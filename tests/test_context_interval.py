@@ -166,6 +166,8 @@ POINT_INPUTS = {
     "cross_entropy_logits": ([[0.3, -1.2, 2.0], [0.5, 0.1, -0.7]], [[0, 1, 0], [0.2, 0.3, 0.5]]),
     "hinge": ([0.3, -1.2, 2.0], [1, -1, -1]),
     "poisson": ([0.3, -1.2, 2.0], [1, 0, 3]),
+    # log-probabilities on both sides: the default inputs are not, and their terms cancel
+    "kl_divergence_log_targets": ([-1.2, -0.5, -2.0], [-2.3, -0.22, -0.51]),
 }
 
 

@@ -1112,8 +1112,12 @@ class Loss:
     @classmethod
     def of(cls, name: str, /, **params: Any) -> Loss:
         """The configuration of the registered loss ``name`` with keyword ``params``."""
-        delta = params.pop("delta", 1.0)
-        epsilon = params.pop("epsilon", EPSILON)
+        decl = REGISTRY.get(name) if isinstance(name, str) else None
+        declared = set(decl.parameters) if decl is not None else set()
+        # a delta or epsilon the loss declares is one of its options (with its own default);
+        # given to a loss without it, it goes to the field, which refuses it by name
+        delta = 1.0 if "delta" in declared else params.pop("delta", 1.0)
+        epsilon = EPSILON if "epsilon" in declared else params.pop("epsilon", EPSILON)
         return cls(name, delta=delta, epsilon=epsilon, options=tuple(sorted(params.items())))
 
     @classmethod
@@ -1169,7 +1173,11 @@ class Loss:
     def _named_params(self, decl: LossDeclaration) -> dict[str, Any]:
         # a parameter comes from `options`, else from the field of its name, else its default
         given = dict(self.options)
-        fields = {"delta": self.delta, "epsilon": self.epsilon}
+        # a field counts where it was set: left at its default it must not replace the loss's
+        # own default (poly_loss_cross_entropy's epsilon is 2, not the field's 1e-6)
+        fields = {k: v for k, v, default in (("delta", self.delta, 1.0),
+                                             ("epsilon", self.epsilon, EPSILON))
+                  if v != default}
         return {k: given[k] if k in given else fields.get(k, p.default)
                 for k, p in decl.parameters.items()}
 
