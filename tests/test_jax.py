@@ -299,6 +299,9 @@ def test_domain_check_of_the_declaration_under_jit() -> None:
     v2, g2 = jax.jit(lambda q, s: torchlean.value_and_deriv(decl.name, q, s))(jnp.asarray(p),
                                                                               bad)
     assert np.isnan(v) and np.isnan(v2) and np.isnan(g2[0, 0])
+    # a concrete target closed over inside jit is checked while tracing
+    with pytest.raises(DomainError, match="at index"):
+        jax.jit(lambda q: tj.loss(decl.name)(q, bad))(jnp.asarray(p))
 
 
 def test_checkify_reports_the_bad_target() -> None:

@@ -258,6 +258,11 @@ class ArrayContext:
                                 **{"_arg": name, "_lo": lo, "_hi": hi, "_what": what})
         if aac.is_torch_array(x) and not has_data(x):
             return x  # a meta or fake tensor: shapes only, no values to check
+        if aac.is_jax_array(x) and not _is_jax_tracer(x):
+            # Concrete values, checked on the host: inside a jit trace (a concrete array
+            # closed over) even the comparisons would be traced.
+            _check_block(np.asarray(x), name, lo, hi, what)
+            return x
         xp = self.xp
         bad = xp.zeros(x.shape, dtype=xp.bool, device=self.device)
         if lo is not None:
@@ -280,8 +285,6 @@ def _on_host(x: Any) -> np.ndarray | None:
         return np.asarray(x, dtype=np.float64)
     if aac.is_torch_array(x):
         return x.detach().cpu().double().numpy()
-    if aac.is_jax_array(x) and not _is_jax_tracer(x):
-        return np.asarray(x).astype(np.float64)
     return None
 
 
