@@ -109,10 +109,11 @@ def test_unknown_chunk_sizes_are_refused(name: str) -> None:
     p, t = _pair(name)
     lp, lt = _lazy(p), _lazy(t)
     keep = lp[:, 0] == lp[:, 0]
-    with pytest.raises(ShapeError, match=r"`(predicted|logits)` must have known chunk sizes; got "
-                                         r"shape \(\?, 4\) \(call `\1.compute_chunk_sizes\(\)`"):
+    first, second = (re.escape(a) for a in torchlean.LOSSES[name].arg_names)
+    with pytest.raises(ShapeError, match=rf"`{first}` must have known chunk sizes; got shape "
+                                         rf"\(\?, 4\) \(call `{first}.compute_chunk_sizes\(\)`"):
         torchlean.value_and_deriv(name, lp[keep], lt[keep])
-    with pytest.raises(ShapeError, match="`target` must have known chunk sizes"):
+    with pytest.raises(ShapeError, match=f"`{second}` must have known chunk sizes"):
         torchlean.value_and_deriv(name, lp, lt[lt[:, 0] == lt[:, 0]])
     sized_p, sized_t = lp[keep].compute_chunk_sizes(), lt[keep].compute_chunk_sizes()
     v, _ = torchlean.value_and_deriv(name, sized_p, sized_t)
@@ -129,10 +130,11 @@ def test_domain_check_is_lazy_and_raises_at_compute(name: str) -> None:
     t[5, 3] = bad  # outside the checked domain: in the last chunk only
     v, g = torchlean.value_and_deriv(name, _lazy(p), _lazy(t))  # no error yet
     # the index in the whole array, not in its chunk (there it is (2, 1))
-    with pytest.raises(DomainError, match=rf"`target` must lie in .*got {re.escape(repr(bad))} "
+    arg = re.escape(LOSSES[name].arg_names[1])
+    with pytest.raises(DomainError, match=rf"`{arg}` must lie in .*got {re.escape(repr(bad))} "
                                           r"at index \(5, 3\)"):
         v.compute(scheduler="threads")
-    with pytest.raises(DomainError, match="`target` must lie in"):
+    with pytest.raises(DomainError, match=f"`{arg}` must lie in"):
         g.compute(scheduler="threads")
     # the documented switch turns the check off
     v, _ = torchlean.value_and_deriv(name, _lazy(p), _lazy(t), check_domain=False)
