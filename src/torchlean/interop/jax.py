@@ -234,18 +234,29 @@ def _with_tangent(primal: Fn, along_p: Callable[[Any, Any, Any], Any]) -> Fn:
     return f
 
 
+def _flat(b: _Bound, *xs: Any) -> list[Any]:
+    """An elementwise loss's inputs as 1-D arrays: the same terms, and XLA's CPU code for
+    them is several times faster on one long axis than on many short rows (``log_cosh`` on
+    10^5 x 10: 32 ms, on 10^6: 5 ms)."""
+    if b.decl.kind != "elementwise":
+        return list(xs)
+    return [jnp.reshape(x, (-1,)) for x in xs]
+
+
 def _reduced(b: _Bound) -> Fn:
     decl, prm = b.decl, b.prm
 
     def value(p: Any, t: Any) -> Any:
-        return decl.value(p, t, check_domain=False, **prm)
+        return decl.value(*_flat(b, p, t), check_domain=False, **prm)
 
     def deriv(p: Any, t: Any) -> Any:
-        return decl.deriv(p, t, check_domain=False, **prm)
+        return jnp.reshape(decl.deriv(*_flat(b, p, t), check_domain=False, **prm), p.shape)
+
+    def hvp(p: Any, t: Any, v: Any) -> Any:
+        return jnp.reshape(decl.hvp(*_flat(b, p, t, v), check_domain=False, **prm), p.shape)
 
     if decl.has_second:
-        deriv = _with_tangent(
-            deriv, lambda p, t, v: decl.hvp(p, t, v, check_domain=False, **prm))
+        deriv = _with_tangent(deriv, hvp)
     return _with_tangent(value, lambda p, t, v: jnp.sum(deriv(p, t) * v))
 
 
@@ -274,8 +285,9 @@ def _terms(b: _Bound, which: str, p: Any, t: Any, v: Any = None) -> Any:
     last axis), the derivative, or the second derivative times ``v`` (a slice loss: its
     Hessian-vector product), per element."""
     decl, prm = b.decl, b.prm
+    shape = tuple(p.shape)
+    p, t, v = _flat(b, p, t, v) if v is not None else (*_flat(b, p, t), None)
     c, pp, tt = CONTEXT.bind(p, t, decl.arg_names)
-    shape = tuple(pp.shape)
     sliced = decl.kind == "slice"
     out_shape = shape[:-1] if sliced and which == "value" else shape
     if 0 in shape:
@@ -295,4 +307,5 @@ def _terms(b: _Bound, which: str, p: Any, t: Any, v: Any = None) -> Any:
                 out = decl.hvp_term(c, pp, tt, vv, **prm)  # type: ignore[misc]
             else:
                 out = decl.second_term(c, pp, tt, **prm) * vv  # type: ignore[misc]
-        return c.finish_deriv(jnp.broadcast_to(out, out_shape))
+        out = c.finish_deriv(out)
+        return jnp.broadcast_to(out, out_shape) if sliced else jnp.reshape(out, out_shape)
