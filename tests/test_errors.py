@@ -48,6 +48,10 @@ def _first_name(name: str) -> str:
     return f"`{torchlean.LOSSES[name].arg_names[0]}`"
 
 
+def _second_name(name: str) -> str:
+    return f"`{torchlean.LOSSES[name].arg_names[1]}`"
+
+
 def _valid(shape: tuple[int, ...]) -> np.ndarray:
     """Values inside every loss's domain (probabilities and counts alike)."""
     return np.full(shape, 0.5)
@@ -80,7 +84,7 @@ def test_shape_mismatch(name: str, which: str, p_shape: tuple[int, ...],
         "value_and_deriv": lambda: torchlean.value_and_deriv(name, p, t),
     }[which]
     # names both arguments and quotes both shapes
-    check_raises(ShapeError, fn, "`target`", _first_name(name), str(p_shape), str(t_shape),
+    check_raises(ShapeError, fn, _second_name(name), _first_name(name), str(p_shape), str(t_shape),
                  "no broadcasting")
 
 
@@ -280,7 +284,7 @@ def test_bad_target(name: str, target: Any, exc: type[TorchleanError], came: str
     p = np.full(2, 0.5)
     for fn in (lambda: SPECS[name][0](p, target), lambda: SPECS[name][1](p, target),
                lambda: torchlean.value_and_deriv(name, p, target)):
-        check_raises(exc, fn, "`target`", came)
+        check_raises(exc, fn, _second_name(name), came)
 
 
 def test_complex_target_torch() -> None:
@@ -316,7 +320,7 @@ def _mixed_pairs() -> list[Any]:
 def test_mixed_libraries(name: str, p: Any, t: Any, lib_p: str, lib_t: str) -> None:
     for fn in (lambda: SPECS[name][0](p, t), lambda: SPECS[name][1](p, t),
                lambda: torchlean.value_and_deriv(name, p, t)):
-        check_raises(BackendError, fn, _first_name(name), "`target`", "one array library",
+        check_raises(BackendError, fn, _first_name(name), _second_name(name), "one array library",
                      lib_p, lib_t)
 
 
@@ -330,7 +334,7 @@ def test_masked_arrays_and_matrices_are_refused(name: str, which: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)  # np.matrix's own notice
         matrix = np.asmatrix(plain)
-    arg = _first_name(name) if which == "predicted" else "`target`"
+    arg = _first_name(name) if which == "predicted" else _second_name(name)
     for odd, came in ((masked, "a masked array"), (matrix, "an np.matrix")):
         args = {"predicted": plain, "target": plain, which: odd}
         check_raises(BackendError,
