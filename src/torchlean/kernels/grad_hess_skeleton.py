@@ -20,23 +20,17 @@ is as accurate or more, and the tests' bounds against the spec allow for it).
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import marshal
 import math
 import threading
 import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
-from torchlean.errors import ParameterError
-from torchlean.kernels import scalar, vmath
 from torchlean.kernels.grad_hess_kernel import PerRow, PerSample
 from torchlean.kernels.numba_kernels import CHUNK
-from torchlean.kernels.skeleton import _copy
+from torchlean.kernels.skeleton import _copy, check_term_arity, digest
 
 __all__ = ["MAX_PARAMS", "build", "build_rows"]
 
@@ -183,31 +177,9 @@ def _compile(term: Any, loop: Any, arity: int | None, weighted: bool, lo: float 
 
 
 def _check_arity(term: Any, arity: int) -> None:
-    if arity > MAX_PARAMS:
-        raise ParameterError(
-            f"a per-sample kernel term takes at most {MAX_PARAMS} parameters; the loss has "
-            f"{arity}")
-    try:
-        sig = inspect.signature(term)
-    except (TypeError, ValueError):
-        return
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if (len(sig.parameters) != 2 + arity
-            or any(q.kind not in kinds for q in sig.parameters.values())):
-        raise ParameterError(
-            f"the per-sample kernel term {getattr(term, '__name__', term)!r} must take (p, t) "
-            f"and the loss's {arity} parameter(s) positionally; got {sig}"
-        )
+    check_term_arity(term, arity, ("p", "t"), "per-sample kernel term", MAX_PARAMS)
 
 
 def _digest(term: Any, *key: Any) -> str:
     """A hash of everything a compiled copy depends on beyond this file."""
-    h = hashlib.sha256(repr((key, term.__module__, term.__qualname__)).encode())
-    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__):
-        try:
-            h.update(Path(src).read_bytes() if src else b"")
-        except OSError:
-            src = None
-        if not src:
-            h.update(marshal.dumps(term.__code__))
-    return h.hexdigest()[:12]
+    return digest(term, key)

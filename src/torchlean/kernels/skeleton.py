@@ -150,28 +150,41 @@ def _copy(fn: Any, glb: dict[str, Any], name: str) -> Any:
 
 
 def _check_arity(term: Any, arity: int) -> None:
-    if arity > MAX_PARAMS:
+    check_term_arity(term, arity, ("p", "t", "n"), "elementwise kernel term", MAX_PARAMS)
+
+
+def check_term_arity(term: Any, arity: int, leading: tuple[str, ...], what: str,
+                     most: int) -> None:
+    """``term`` takes the ``leading`` arguments and the loss's ``arity`` parameters, all
+    positionally, and ``arity <= most``; else ParameterError naming ``what``."""
+    if arity > most:
         raise ParameterError(
-            f"an elementwise kernel term takes at most {MAX_PARAMS} parameters; the loss has "
-            f"{arity}")
+            f"a{'n' if what[0] in 'aeiou' else ''} {what} takes at most {most} parameters; the "
+            f"loss has {arity}")
     try:
         sig = inspect.signature(term)
     except (TypeError, ValueError):
         return
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if (len(sig.parameters) != 3 + arity
+    if (len(sig.parameters) != len(leading) + arity
             or any(q.kind not in kinds for q in sig.parameters.values())):
         raise ParameterError(
-            f"the kernel term {getattr(term, '__name__', term)!r} must take (p, t, n) and the "
-            f"loss's {arity} parameter(s) positionally; got {sig}"
+            f"the {what} {getattr(term, '__name__', term)!r} must take ({', '.join(leading)}) "
+            f"and the loss's {arity} parameter(s) positionally; got {sig}"
         )
 
 
 def _digest(term: Any, arity: int, lo: float | None, hi: float | None) -> str:
     """A hash of everything the compiled copy depends on beyond this file."""
-    h = hashlib.sha256(repr((arity, lo, hi, term.__module__, term.__qualname__)).encode())
-    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__,
-                numba_kernels.__file__):
+    return digest(term, (arity, lo, hi), (numba_kernels.__file__,))
+
+
+def digest(term: Any, key: Any, files: tuple[str, ...] = ()) -> str:
+    """A hash of what a compiled copy around ``term`` depends on beyond the skeleton's own
+    file: ``key``, the term's module source (its code where there is no source), :mod:`.vmath`,
+    :mod:`.scalar` and ``files``."""
+    h = hashlib.sha256(repr((*tuple(key), term.__module__, term.__qualname__)).encode())
+    for src in (inspect.getsourcefile(term), vmath.__file__, scalar.__file__, *files):
         try:
             h.update(Path(src).read_bytes() if src else b"")
         except OSError:
