@@ -346,7 +346,21 @@ def _in_domain(target: Target, pa: np.ndarray, ta: np.ndarray, p: Any,
         # derivatives reach |t| / epsilon (cosine below the clamp, cross-entropy at p = eps):
         # beyond float32's range, where inf is the correct rounding
         return False
+    if _zero_vector_without_floor(target, pa, ta, kw):
+        return False
     return not _outside_domain(target, ta)
+
+
+def _zero_vector_without_floor(target: Target, pa: np.ndarray, ta: np.ndarray,
+                               kw: dict[str, Any]) -> bool:
+    """A slice of zeros under a norm floor ``epsilon`` of 0: it has no direction, and
+    cosine_distance documents NaN there (as optax's own)."""
+    if target.loss is None or target.kind != "slice" or not pa.ndim:
+        return False
+    decl = torchlean.LOSSES[target.loss]
+    if "epsilon" not in decl.parameters or kw.get("epsilon", decl.params["epsilon"]) != 0:
+        return False
+    return bool(np.any(np.all(pa == 0, axis=-1)) or np.any(np.all(ta == 0, axis=-1)))
 
 
 def _outside_domain(target: Target, ta: np.ndarray) -> bool:
