@@ -243,13 +243,41 @@ def _flat(b: _Bound, *xs: Any) -> list[Any]:
     return [jnp.reshape(x, (-1,)) for x in xs]
 
 
+def _kernel(b: _Bound) -> Any:
+    """The declaration's fused JAX forms (:mod:`torchlean.kernels.jax_terms`), or None."""
+    if b.decl.jax_kernel is None:
+        return None
+    from torchlean.kernels.kernel import _load
+
+    return _load(b.decl.jax_kernel)
+
+
+def _kernel_applies(p: Any) -> bool:
+    # an empty array has no row maximum: the declaration's terms handle it
+    return 0 not in tuple(p.shape)
+
+
+def _run_kernel(fn: Callable[..., Any], p: Any, t: Any, prm: dict[str, Any]) -> Any:
+    """``fn`` in the dtype the Array API context would work in (float64 where JAX has it:
+    a float32 input is computed in float64 and rounded once), the result in ``p``'s dtype."""
+    work = jnp.promote_types(p.dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
+    return fn(p.astype(work), t.astype(work), **prm).astype(p.dtype)
+
+
 def _reduced(b: _Bound) -> Fn:
     decl, prm = b.decl, b.prm
+    kern = _kernel(b)
 
     def value(p: Any, t: Any) -> Any:
+        if kern is not None and _kernel_applies(p):
+            n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
+            return _run_kernel(lambda p, t, **k: jnp.sum(kern.value(p, t, **k)) / n, p, t, prm)
         return decl.value(*_flat(b, p, t), check_domain=False, **prm)
 
     def deriv(p: Any, t: Any) -> Any:
+        if kern is not None and _kernel_applies(p):
+            n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
+            return _run_kernel(lambda p, t, **k: kern.grad(p, t, **k) / n, p, t, prm)
         return jnp.reshape(decl.deriv(*_flat(b, p, t), check_domain=False, **prm), p.shape)
 
     def hvp(p: Any, t: Any, v: Any) -> Any:
@@ -263,11 +291,16 @@ def _reduced(b: _Bound) -> Fn:
 def _unreduced(b: _Bound) -> Fn:
     decl = b.decl
     sliced = decl.kind == "slice"
+    kern = _kernel(b)
 
     def value(p: Any, t: Any) -> Any:
+        if kern is not None and _kernel_applies(p):
+            return _run_kernel(kern.value, p, t, b.prm)
         return _terms(b, "value", p, t)
 
     def deriv(p: Any, t: Any) -> Any:
+        if kern is not None and _kernel_applies(p):
+            return _run_kernel(kern.grad, p, t, b.prm)
         return _terms(b, "deriv", p, t)
 
     if decl.has_second:

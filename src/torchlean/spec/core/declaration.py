@@ -294,6 +294,10 @@ class LossDeclaration:
     #: the fused per-sample (gradient, Hessian) kernel of :func:`torchlean.grad_hess`, a lazy
     #: "module:attribute" reference like ``kernel``; None: the spec runs
     grad_hess_kernel: Any = None
+    #: fused JAX forms of the per-example value and the unreduced derivative
+    #: (:class:`torchlean.kernels.jax_terms.JaxKernel`), a lazy "module:attribute" reference
+    #: read by :mod:`torchlean.interop.jax`; None: the declaration's terms run
+    jax_kernel: Any = None
 
     def __post_init__(self) -> None:
         _validate_declaration(self)
@@ -827,7 +831,8 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
                 derivative_text: str = "", kink_text: str = "",
                 deriv: Term | None = None, second: Term | None = None,
                 hvp: Term | None = None, hessian_sign: str = "any",
-                second_text: str = "", grad_hess_kernel: Any = None) -> Callable[[Term], Any]:
+                second_text: str = "", grad_hess_kernel: Any = None,
+                jax_kernel: Any = None) -> Callable[[Term], Any]:
     """Declare a loss from its value term (the decorated function).
 
     ``params``: ``{"delta": 1.0}`` (a number default: any finite real accepted) or
@@ -859,7 +864,7 @@ def define_loss(name: str, *, params: Mapping[str, Any] | Iterable[Param] | None
             "doc": inspect.getdoc(fn) or "",
             "origin": origin, "second_term": second, "hvp_term": hvp,
             "hessian_sign": hessian_sign, "second_text": second_text,
-            "grad_hess_kernel": grad_hess_kernel,
+            "grad_hess_kernel": grad_hess_kernel, "jax_kernel": jax_kernel,
         }
         # a dry validation now, so a bad kind, reduction or seam is refused at declaration time
         LossDeclaration(deriv_term=_placeholder, **fields)

@@ -170,6 +170,7 @@ SOFTMAX: LossDeclaration = define_loss(
                   text="predicted: (n, k) raw scores; target: one-hot rows or class "
                        "probabilities, or (per sample) integer class ids in [0, k)"),
     grad_hess_kernel=_KERNELS + "softmax",
+    jax_kernel="torchlean.kernels.jax_terms:softmax_cross_entropy",
     torch_reference=_torch_softmax,
     torch_text="F.cross_entropy(s.movedim(-1, 1), t.movedim(-1, 1), reduction='sum')",
     deriv=_cross_entropy_logits_deriv)(_cross_entropy_logits)

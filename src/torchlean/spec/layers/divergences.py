@@ -211,6 +211,7 @@ POLY_LOSS_CROSS_ENTROPY: LossDeclaration = define_loss(
     second_text="diagonal: sum_last(t) p (1 - p) + eps p (S - t)(1 - 2p); Hessian times v: "
                 "sum_last(t) p (v - p . v) + eps p (sum(p v (t - S)) - (t - S)(v - p . v))",
     domain=_PROBABILITIES,
+    jax_kernel="torchlean.kernels.jax_terms:poly_loss_cross_entropy",
     torch_reference=_torch_poly,
     torch_text="F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1), reduction='sum') + "
                "eps * (t * (1 - z.softmax(-1))).sum()",
@@ -228,6 +229,7 @@ SAFE_SOFTMAX_CROSS_ENTROPY: LossDeclaration = define_loss(
     second_text="diagonal: sum_last(t) softmax (1 - softmax); Hessian times v: "
                 "sum_last(t) softmax (v - softmax . v)",
     domain=_PROBABILITIES,
+    jax_kernel="torchlean.kernels.jax_terms:safe_softmax_cross_entropy",
     torch_reference=_torch_softmax_ce,
     torch_text="F.cross_entropy(z.movedim(-1, 1), t.movedim(-1, 1), reduction='sum')",
     deriv=_cross_entropy_logits_deriv)(_safe_cross_entropy)

@@ -563,6 +563,7 @@ CROSS_ENTROPY_LOGITS: LossDeclaration = define_loss(
     second_text="diagonal: sum_last(t) softmax(z) (1 - softmax(z)) / n; Hessian times v: "
                 "sum_last(t) softmax (v - softmax . v) / n",
     kernel="torchlean.kernels.terms:cross_entropy_logits",
+    jax_kernel="torchlean.kernels.jax_terms:softmax_cross_entropy",
     formula="-sum(t log_softmax(z)) / n, softmax over the LAST axis, n over ALL elements",
     derivative_text="(softmax(z) sum_last(t) - t) / n",
     domain=Domain(largest=_LARGEST, target=(0.0, 2.0),
