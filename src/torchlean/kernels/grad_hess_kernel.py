@@ -26,7 +26,6 @@ result itself or, where a result cancels, to the magnitude ``scales`` returns.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,28 +81,14 @@ def per_sample(*, heavy: bool = False, grad_ulps: int = 2, hess_ulps: int = 2,
     return wrap
 
 
-_LOADED: dict[str, Any] = {}
-_LOCK = threading.Lock()
-
-
 def resolve(decl: Any) -> GradHessKernel | None:
     """The per-sample kernel a declaration names, or None when it names none."""
     ref = getattr(decl, "grad_hess_kernel", None)
     if ref is None:
         return None
-    kern = ref
-    if isinstance(ref, str):
-        kern = _LOADED.get(ref)
-        if kern is None:
-            import importlib
+    from torchlean.kernels.kernel import _load
 
-            module, sep, attr = ref.partition(":")
-            if not sep or not module or not attr:
-                raise ParameterError(
-                    f"`grad_hess_kernel` must be a 'module:attribute' reference; got {ref!r}")
-            kern = getattr(importlib.import_module(module), attr)
-            with _LOCK:
-                _LOADED[ref] = kern
+    kern = _load(ref, "grad_hess_kernel")
     if not isinstance(kern, PerSample | PerRow):
         raise ParameterError(
             f"the grad_hess_kernel of the {decl.name} loss must be a PerSample or PerRow kernel "

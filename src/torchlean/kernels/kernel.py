@@ -102,9 +102,9 @@ _LOADED: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
-def _load(ref: Any) -> Any:
+def _load(ref: Any, field: str = "kernel") -> Any:
     """The object a ``"module:attribute"`` reference names (imported once); anything else as
-    it is."""
+    it is. ``field`` names the declaration's field in the error for a malformed reference."""
     if not isinstance(ref, str):
         return ref
     obj = _LOADED.get(ref)
@@ -112,7 +112,7 @@ def _load(ref: Any) -> Any:
         module, sep, attr = ref.partition(":")
         if not sep or not module or not attr:
             raise ParameterError(
-                f"`kernel` must be a 'module:attribute' reference; got {ref!r}")
+                f"`{field}` must be a 'module:attribute' reference; got {ref!r}")
         obj = getattr(importlib.import_module(module), attr)
         with _LOCK:
             _LOADED[ref] = obj
