@@ -22,7 +22,13 @@ from typing import Any
 
 from torchlean.errors import ParameterError
 from torchlean.spec.core.context import Context
-from torchlean.spec.core.declaration import Domain, LossDeclaration, Param, define_loss
+from torchlean.spec.core.declaration import (
+    Domain,
+    LossDeclaration,
+    Param,
+    define_loss,
+    real_number,
+)
 from torchlean.spec.core.tensor import is_real_number
 from torchlean.spec.layers.activation import shifted
 from torchlean.spec.layers.loss import (
@@ -141,17 +147,8 @@ def _label_gap(c: Context, x: Any, sm: Any, rest: Any) -> Any:
     return c.where(big, x * rest - others, x - total)
 
 
-def _check_poly_epsilon(value: Any) -> float:
-    """Poly-1's ``epsilon``: any finite real number (negative values are allowed)."""
-    if not is_real_number(value) or value != value:
-        raise ParameterError(f"`epsilon` must be a finite real number; got {value!r}")
-    try:
-        out = float(value)
-    except OverflowError:
-        out = math.inf
-    if not math.isfinite(out):
-        raise ParameterError(f"`epsilon` must be a finite real number; got {value!r}")
-    return out
+#: Poly-1's ``epsilon``: any finite real number (negative values are allowed)
+_check_poly_epsilon = real_number("epsilon")
 
 
 def _poly(c: Context, z: Any, t: Any, *, epsilon: float) -> Any:
