@@ -13,6 +13,10 @@ declaring a loss imports no numba. The attribute is one of:
   multiplies both by the sample's weight, stores them, and counts targets outside the checked
   domain and negative weights. The term is inlined by numba, so it may call only what numba
   compiles (:mod:`torchlean.kernels.vmath`, :mod:`torchlean.kernels.scalar`, ``math``).
+  A kernel may add a **single** term of the same signature, run instead of ``term`` when
+  predicted, target and weights are all float32: a cheaper form whose float64 result is as
+  close to the true one wherever the float32 rounding of it (times a float32 weight) can tell
+  (a narrower exponent range, say); the tests hold it to the same bound.
 - :class:`PerRow`, a slice loss's kernel: a **row term** ``row(z, t, w, g, h)`` that fills
   the gradients ``g`` and Hessian diagonals ``h`` of a block of samples (2-D, rows of the
   output dtype: it computes each element in float64, multiplies by its row's weight ``w[r]``
@@ -52,6 +56,7 @@ class PerSample:
     grad_ulps: int = 2
     hess_ulps: int = 2
     scales: Scales | None = None
+    single: Callable[..., tuple[float, float]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,13 +75,15 @@ GradHessKernel = PerSample | PerRow
 
 
 def per_sample(*, heavy: bool = False, grad_ulps: int = 2, hess_ulps: int = 2,
-               scales: Scales | None = None) -> Callable[[Callable[..., Any]], PerSample]:
+               scales: Scales | None = None, single: Callable[..., Any] | None = None,
+               ) -> Callable[[Callable[..., Any]], PerSample]:
     """Decorate a scalar term ``term(p, t, *params) -> (gradient, hessian)``: the result is the
-    :class:`PerSample` kernel a declaration names (``grad_hess_kernel="mymodule:my_term"``)."""
+    :class:`PerSample` kernel a declaration names (``grad_hess_kernel="mymodule:my_term"``);
+    ``single``, the optional all-float32 term."""
 
     def wrap(term: Callable[..., Any]) -> PerSample:
         return PerSample(term, heavy=heavy, grad_ulps=grad_ulps, hess_ulps=hess_ulps,
-                         scales=scales)
+                         scales=scales, single=single)
 
     return wrap
 

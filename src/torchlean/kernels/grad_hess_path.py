@@ -78,7 +78,9 @@ def _elementwise(kern: PerSample, p: np.ndarray, t: np.ndarray, w: np.ndarray | 
     from torchlean.kernels import kernel_set
     from torchlean.kernels.grad_hess_skeleton import build
 
-    loop = kernel_set(build(kern, len(params), w is not None, *bounds), parallel)
+    f32 = np.dtype(np.float32)
+    single = p.dtype == t.dtype == f32 and (w is None or w.dtype == f32)
+    loop = kernel_set(build(kern, len(params), w is not None, *bounds, single=single), parallel)
     prm = tuple(float(x) for x in params)
     arrays = (p, t) if w is None else (p, t, w)
     order = _order(arrays)

@@ -129,18 +129,19 @@ _LOCK = threading.Lock()
 
 
 def build(kern: PerSample, arity: int, weighted: bool, lo: float | None = None,
-          hi: float | None = None) -> types.SimpleNamespace:
-    """:func:`_per_sample` compiled around ``kern.term`` (taking ``arity`` parameters), with
-    weights or without, counting targets outside ``[lo, hi]`` when either bound is given:
-    ``PARALLEL`` and ``SERIAL`` twins for :func:`torchlean.kernels.kernel_set`. Cached; compiled
-    lazily (first call per dtype)."""
-    key = (kern, arity, weighted, lo, hi)
+          hi: float | None = None, single: bool = False) -> types.SimpleNamespace:
+    """:func:`_per_sample` compiled around ``kern.term`` (``kern.single`` when ``single``; taking
+    ``arity`` parameters), with weights or without, counting targets outside ``[lo, hi]`` when
+    either bound is given: ``PARALLEL`` and ``SERIAL`` twins for
+    :func:`torchlean.kernels.kernel_set`. Cached; compiled lazily (first call per dtype)."""
+    term = kern.single if single and kern.single is not None else kern.term
+    key = (kern, term, arity, weighted, lo, hi)
     built = _BUILT.get(key)
     if built is None:
         with _LOCK:
             built = _BUILT.get(key)
             if built is None:
-                built = _BUILT[key] = _compile(kern.term, _per_sample, arity, weighted, lo, hi)
+                built = _BUILT[key] = _compile(term, _per_sample, arity, weighted, lo, hi)
     return built
 
 

@@ -115,7 +115,23 @@ def quantile(p: float, t: float, alpha: float) -> tuple[float, float]:
     return (r if r != r else g), (r if r != r else 0.0)
 
 
-@per_sample(heavy=True, grad_ulps=3, scales=_poisson_scales)
+def _poisson_log_single(s: float, y: float) -> tuple[float, float]:
+    # e**s = c (1 + q): e - y as c q + (c - y), accurate where it cancels (y = 1 included)
+    # without poisson_log's two forms; c stays normal only for |s| <= 700, where float32
+    # operands are enough for the results to round like the unclamped ones; beyond, exp's
+    # own 0 and infinity
+    c, q = vmath.exp_split(s)
+    cq = c * q
+    e = cq + c
+    g = cq + (c - y)
+    e = math.inf if s > vmath.EXP_OVERFLOW else e
+    e = 0.0 if s < vmath.EXP_UNDERFLOW else e
+    g = (e - y) if abs(s) > 700.0 else g
+    h = y if y != y else e
+    return (s, s) if s != s else (g, h)
+
+
+@per_sample(heavy=True, grad_ulps=3, scales=_poisson_scales, single=_poisson_log_single)
 def poisson_log(s: float, y: float) -> tuple[float, float]:
     # the seed poisson's forms: expm1(s) - (y - 1) for 1/2 <= y <= 2; exp and expm1 from one
     # range reduction
