@@ -23,6 +23,7 @@ from torchlean.kernels.grad_hess_kernel import PerRow, per_sample
 
 with contextlib.suppress(ImportError):  # no numba: the terms never compile
     from torchlean.kernels import vmath
+    from torchlean.kernels.scalar import logistic_from_exp
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,18 +95,21 @@ def squared_error(p: float, t: float) -> tuple[float, float]:
     return d, (d if d != d else 1.0)
 
 
-@per_sample(heavy=True, grad_ulps=3, hess_ulps=4, scales=_logistic_scales)
+def _logistic_single(s: float, y: float) -> tuple[float, float]:
+    # logistic's forms on float32 operands, e**-|s| from the unscaled split (see
+    # _poisson_log_single): 0 below exp's underflow, for a weight of infinity
+    x = -abs(s)
+    c, q = vmath.exp_split(x)
+    e = c * q + c
+    e = 0.0 if x < vmath.EXP_UNDERFLOW else e
+    g, h = logistic_from_exp(s, y, e)
+    return (s, s) if s != s else (g, h)
+
+
+@per_sample(heavy=True, grad_ulps=3, hess_ulps=4, scales=_logistic_scales,
+            single=_logistic_single)
 def logistic(s: float, y: float) -> tuple[float, float]:
-    e = vmath.exp(-abs(s))
-    pos = s > 0.0
-    # one division: e / (1 + e) as e * (1 / (1 + e)), within the stated bound of the spec's
-    big = 1.0 / (1.0 + e)
-    small = e * big
-    sig = big if pos else small
-    sig_neg = small if pos else big
-    g = sig - y if 2.0 * y < 1.0 else (1.0 - y) - sig_neg
-    h = small * big
-    return g, (y if y != y else h)
+    return logistic_from_exp(s, y, vmath.exp(-abs(s)))
 
 
 @per_sample()

@@ -1,5 +1,6 @@
 """Scalar helpers the kernels' terms call (numba, inlined): the spec's ``sign``, its
-NaN-propagating clamp and its clipped logarithms, in float64."""
+NaN-propagating clamp and its clipped logarithms, and the logistic objective's gradient and
+Hessian from one exponential, in float64."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from numba import njit
 
 from torchlean.kernels import vmath
 
-__all__ = ["clamp", "log_clipped", "sign"]
+__all__ = ["clamp", "log_clipped", "logistic_from_exp", "sign"]
 
 
 @njit(inline="always")
@@ -34,3 +35,19 @@ def log_clipped(x: float, eps: float, hi: float) -> tuple[float, float]:
     la = vmath.log(q if low else r)
     lb = vmath.log1p(-q if low else -r)
     return (la if low else lb), (lb if low else la)
+
+
+@njit(inline="always")
+def logistic_from_exp(s: float, y: float, e: float) -> tuple[float, float]:
+    """The logistic objective's ``(sigmoid(s) - y, sigmoid(s) sigmoid(-s))`` from
+    ``e = exp(-|s|)``; the gradient as ``(1 - y) - sigmoid(-s)`` from ``y = 1/2`` on, where
+    ``1 - y`` is exact."""
+    pos = s > 0.0
+    # one division: e / (1 + e) as e * (1 / (1 + e)), within the stated bound of the spec's
+    big = 1.0 / (1.0 + e)
+    small = e * big
+    sig = big if pos else small
+    sig_neg = small if pos else big
+    g = sig - y if 2.0 * y < 1.0 else (1.0 - y) - sig_neg
+    h = small * big
+    return g, (y if y != y else h)
