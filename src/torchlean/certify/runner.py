@@ -169,7 +169,8 @@ def _raised_in(exc: BaseException) -> str:
 
 
 class _progress:
-    """A rich progress bar (or nothing); ``advance(label)`` moves it one step."""
+    """A rich progress bar on stderr (or nothing); ``advance(label)`` moves it one step. It
+    fits an 80-column terminal and is erased when the run ends (the table follows on stdout)."""
 
     def __init__(self, show: bool, total: int) -> None:
         self.show, self.total = show, total
@@ -179,6 +180,7 @@ class _progress:
 
     def __enter__(self) -> Callable[[str], None]:
         if self.show:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -187,8 +189,9 @@ class _progress:
                 TimeElapsedColumn,
             )
 
-            self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(), transient=True)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
             self.bar.__enter__()
             self.task = self.bar.add_task("certify", total=self.total)
         return self.advance
@@ -199,11 +202,16 @@ class _progress:
         if self.started:
             self.bar.advance(self.task)
         self.started = True
-        self.bar.update(self.task, description=label)
+        # a fixed width keeps the bar still; long names are cut (the table has them whole)
+        self.bar.update(self.task, description=f"{label[:_LABEL]:<{_LABEL}}")
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
+
+
+#: the width of the progress bar's label: with the bar (20), the count and the time, 75 columns
+_LABEL = 36
 
 
 def _environment() -> dict[str, str]:
