@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from torchlean.errors import ParameterError, UnsupportedOperationError
-from torchlean.gallery.series import Series, declaration_of, series
+from torchlean.gallery.series import Series, series
 from torchlean.spec.core.declaration import LossDeclaration
 
 if TYPE_CHECKING:
@@ -35,13 +35,16 @@ _STYLES = {"kink": "-", "corner": "--", "form": ":"}
 _KIND_WORDS = {"kink": "kink", "corner": "derivative kink", "form": "change of form"}
 
 
-def figure(loss: str | LossDeclaration, params: Mapping[str, Any] | None = None) -> Figure:
+def figure(loss: str | LossDeclaration | Series,
+           params: Mapping[str, Any] | None = None) -> Figure:
     """The gallery figure of ``loss``.
 
     Args:
-        loss: a registered loss's name, or a declaration (a user's ``define_loss`` too).
+        loss: a registered loss's name, or a declaration (a user's ``define_loss`` too); or the
+            :class:`~torchlean.gallery.series.Series` of one, already computed.
         params: the loss's parameters (defaults for the missing ones; each passes the
-            declaration's validator, else :class:`~torchlean.errors.ParameterError`).
+            declaration's validator, else :class:`~torchlean.errors.ParameterError`); none
+            with a series.
 
     Returns:
         A :class:`matplotlib.figure.Figure` of 900 x 700 pixels at 100 dpi with stacked panels
@@ -53,15 +56,21 @@ def figure(loss: str | LossDeclaration, params: Mapping[str, Any] | None = None)
         UnsupportedOperationError: matplotlib is not installed (the ``plot`` extra).
     """
     _matplotlib()
-    return draw(series(loss, params), declaration_of(loss))
+    if isinstance(loss, Series):
+        if params:
+            raise ParameterError(f"`params` must be None with a computed series (it has "
+                                 f"{dict(loss.params)}); got {dict(params)}")
+        return draw(loss)
+    return draw(series(loss, params))
 
 
-def save(loss: str | LossDeclaration, path: str | os.PathLike[str],
+def save(loss: str | LossDeclaration | Series, path: str | os.PathLike[str],
          params: Mapping[str, Any] | None = None) -> Path:
     """Write the gallery figure of ``loss`` to ``path``, a ``.png`` or ``.svg`` file.
 
     Args:
-        loss: a registered loss's name, or a declaration.
+        loss: a registered loss's name, or a declaration; or a computed
+            :class:`~torchlean.gallery.series.Series` (to write several formats of one).
         path: the file to write; its suffix picks the format.
         params: the loss's parameters, as for :func:`figure`.
 
@@ -99,8 +108,8 @@ def _matplotlib() -> Any:
     return matplotlib
 
 
-def draw(s: Series, decl: LossDeclaration | None = None) -> Figure:
-    """Draw a :class:`~torchlean.gallery.series.Series` (``decl`` adds the names of its axes).
+def draw(s: Series) -> Figure:
+    """Draw a :class:`~torchlean.gallery.series.Series`.
 
     Returns:
         The figure, on an Agg canvas.
@@ -122,7 +131,7 @@ def draw(s: Series, decl: LossDeclaration | None = None) -> Figure:
             ax.axvline(m.x, color="0.35", lw=0.9, ls=_STYLES[m.kind], alpha=0.8, zorder=0)
         ax.grid(True, alpha=0.25)
     _marker_labels(axes[0], s)
-    arg = decl.arg_names[0] if decl is not None else "predicted"
+    arg = s.arg_names[0]
     axes[-1].set_xlabel(f"x = {arg}" if s.kind == "elementwise" else f"x = {arg}[0]")
     prm = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                     for k, v in s.params.items())
@@ -172,7 +181,8 @@ def _errors(ax: Axes, s: Series) -> None:
     ax.axhline(s.bound, color=_BOUND, ls="--", lw=1.0,
                label=f"certified bound, {s.bound:g} ulp")
     ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
-    ax.set_ylim(0, max(2.0, worst * 2))
+    # a little below 0, so the correctly rounded results (0 ulps) show above the axis
+    ax.set_ylim(-0.06, max(2.0, worst * 2))
     ax.set_ylabel("float32 error (ulps)")
     notes = [f"{n} errors infinite (not shown)" for n in
              [int(np.isinf(s.ulps_value).sum() + np.isinf(s.ulps_deriv).sum())] if n]

@@ -55,6 +55,7 @@ class Series:
         torch_note: why PyTorch is missing or partly left out ("" when it is shown in full).
         bound: the float32 error bound the certifier holds the package to, in ulps.
         markers: the seams on ``x``.
+        arg_names: the declaration's names of ``predicted`` and ``target``.
     """
 
     name: str
@@ -80,6 +81,7 @@ class Series:
     torch_note: str
     bound: float
     markers: tuple[Marker, ...]
+    arg_names: tuple[str, str] = ("predicted", "target")
 
     @property
     def kinks(self) -> tuple[float, ...]:
@@ -140,7 +142,7 @@ def series(loss: str | LossDeclaration, params: Mapping[str, Any] | None = None)
         value_lo=enclosure[0], value_hi=enclosure[1], deriv_lo=enclosure[2],
         deriv_hi=enclosure[3], ulps_value=u_ours[0], ulps_deriv=u_ours[1],
         torch_ulps_value=u_torch[0], torch_ulps_deriv=u_torch[1], torch_note=note,
-        bound=_float32_bound(), markers=where.markers)
+        bound=_float32_bound(), markers=where.markers, arg_names=decl.arg_names)
 
 
 def _grid(where: Placement) -> np.ndarray:
