@@ -8,16 +8,20 @@ A markdown file holds a generated fragment between two marker comments::
 
 :data:`FRAGMENTS` says what each name renders (``losses``: the table of docs/semantics.md;
 ``loss-names``: the README's list; ``criteria``: the PyTorch criteria of
-docs/ecosystem.md). Only the package's own losses (origin ``"torchlean"``) are
-listed: the package's docs describe the package, whatever a user has declared in the same
-process. ``python -m torchlean.catalogue --write`` rewrites the fragments of README.md and
-docs/*.md; without ``--write`` it lists the stale files and exits 1 if there are any (the test
+docs/ecosystem.md; ``parity``: the PyTorch and optax equivalents of docs/parity.md). Only the
+package's own losses (origin ``"torchlean"``) are listed: the package's docs describe the
+package, whatever a user has declared in the same process.
+``python -m torchlean.catalogue --write`` rewrites the fragments of README.md and docs/*.md;
+without ``--write`` it lists the stale files and exits 1 if there are any (the test
 suite does the same check).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import importlib.util
 import re
 import sys
 import textwrap
@@ -37,7 +41,9 @@ __all__ = [
     "loss_names",
     "loss_table",
     "main",
+    "optax_functions",
     "package_losses",
+    "parity_table",
     "render",
     "stale",
 ]
@@ -111,11 +117,60 @@ def criterion_table(decls: Iterable[LossDeclaration]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.cache
+def optax_functions() -> Mapping[str, tuple[str, ...]]:
+    """Loss name -> the functions of :mod:`torchlean.interop.optax` that evaluate it.
+
+    Read from that module's source (each function names its declaration with ``@_declared``),
+    so that writing the docs needs neither JAX nor optax.
+    """
+    spec = importlib.util.find_spec("torchlean.interop")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
+        return {}
+    source = Path(next(iter(spec.submodule_search_locations))) / "optax.py"
+    out: dict[str, list[str]] = {}
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+            continue
+        for dec in node.decorator_list:
+            if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name)
+                    and dec.func.id == "_declared" and dec.args
+                    and isinstance(dec.args[0], ast.Constant)):
+                out.setdefault(str(dec.args[0].value), []).append(node.name)
+    return MappingProxyType({k: tuple(v) for k, v in out.items()})
+
+
+def _differs(decl: LossDeclaration) -> str:
+    """The branch regions where the PyTorch reference is declared to differ."""
+    if decl.torch_region is None:
+        return "none"
+    zones = [z.name for z in decl.region_zones() if not decl.torch_region(z.name)]
+    return ", ".join(_code(z) for z in zones) or "none"
+
+
+def parity_table(decls: Iterable[LossDeclaration]) -> str:
+    """One row per loss with a PyTorch reference: the PyTorch expression with the same value,
+    the criterion class, the optax-compatible functions and the branch regions where PyTorch's
+    value or gradient is declared to differ; each row links to the loss's notes below it."""
+    from torchlean.interop.criterion_names import criterion_class_name
+
+    lines = ["| loss | PyTorch expression with the same value | criterion | optax | "
+             "PyTorch differs in |", "|---|---|---|---|---|"]
+    for d in decls:
+        if d.torch_reference is None:
+            continue
+        optax = ", ".join(f"`{f}`" for f in optax_functions().get(d.name, ())) or "none"
+        lines.append(f"| [`{d.name}`](#{d.name}) | {_code(d.torch_text)} | "
+                     f"`{criterion_class_name(d)}` | {optax} | {_differs(d)} |")
+    return "\n".join(lines) + "\n"
+
+
 #: what each fragment name renders
 FRAGMENTS: Mapping[str, Callable[[], str]] = MappingProxyType({
     "losses": lambda: loss_table(package_losses()),
     "loss-names": lambda: loss_names(package_losses()),
     "criteria": lambda: criterion_table(package_losses()),
+    "parity": lambda: parity_table(package_losses()),
 })
 
 
