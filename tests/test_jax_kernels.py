@@ -27,29 +27,38 @@ def _cases(decl: Any, rng: np.random.Generator) -> list[tuple[str, np.ndarray, n
         p, t = z.sample(rng, (6, 5), decl.params)
         out.append((z.name, np.asarray(p, np.float64), np.asarray(t, np.float64)))
     p, t = out[0][1].copy(), out[0][2].copy()
-    p[0] *= 1e4  # a confident row: one softmax near 1, the others underflow
-    p[1, 2] = 800.0  # one huge logit
-    out.append(("large logits", p, t))
+    if decl.kind == "slice":
+        p[0] *= 1e4  # a confident row: one softmax near 1, the others underflow
+        p[1, 2] = 800.0  # one huge logit
+        out.append(("large logits", p, t))
+    else:
+        p[0] *= 1e4
+        t[1] *= 1e4
+        out.append(("large inputs", p, t))
     return out
 
 
 def _declared(decl: Any, p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-example values and the unreduced derivative, from the declaration (float64)."""
+    """Per-example values (per row of a slice loss, per element of an elementwise one) and the
+    unreduced derivative, from the declaration (float64)."""
     per = decl.with_changes(reduction="sum")
-    values = np.array([float(per.value(p[i:i + 1], t[i:i + 1])) for i in range(p.shape[0])])
+    if decl.kind == "slice":
+        values = np.array([float(per.value(p[i:i + 1], t[i:i + 1])) for i in range(p.shape[0])])
+    else:
+        values = np.array([[float(per.value(p[i:i + 1, j:j + 1], t[i:i + 1, j:j + 1]))
+                            for j in range(p.shape[1])] for i in range(p.shape[0])])
     g, _ = grad_hess(decl, p, t)
     return values, np.asarray(g)
 
 
-def _scales(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The magnitudes a plain evaluation rounds against: per example sum |t log_softmax| (and
-    the row's |t|), per element softmax * |mass| + |t|."""
-    s = p - p.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(s).sum(axis=-1, keepdims=True))
-    sm = np.exp(s - lse)
-    mass = np.abs(t).sum(axis=-1, keepdims=True)
-    value = np.sum(np.abs(t * (s - lse)), axis=-1) + mass[:, 0] * (1 + np.abs(lse[:, 0]))
-    return value, sm * mass + np.abs(t)
+def _assert_within(decl: Any, kern: Any, dtype: str, label: str, p: np.ndarray, t: np.ndarray,
+                   got_v: Any, got_g: Any) -> None:
+    want_v, want_g = _declared(decl, p, t)
+    sv, sg = kern.scales(p, t, decl.params)
+    eps = float(np.finfo(dtype).eps)
+    got_v, got_g = np.asarray(got_v, np.float64), np.asarray(got_g, np.float64)
+    assert np.all(np.abs(got_v - want_v) <= kern.ulps * eps * sv), label
+    assert np.all(np.abs(got_g - want_g) <= kern.ulps * eps * sg), label
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -57,19 +66,30 @@ def _scales(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def test_kernel_equals_the_declaration(decl: Any, dtype: str) -> None:
     kern = _load(decl.jax_kernel)
     rng = np.random.default_rng(7)
-    eps = float(np.finfo(dtype).eps)
     with jax.enable_x64(dtype == "float64"):
         for label, p, t in _cases(decl, rng):
             p, t = p.astype(dtype).astype(np.float64), t.astype(dtype).astype(np.float64)
-            want_v, want_g = _declared(decl, p, t)
-            got_v = np.asarray(kern.value(jnp.asarray(p, dtype), jnp.asarray(t, dtype),
-                                          **decl.params), np.float64)
-            got_g = np.asarray(kern.grad(jnp.asarray(p, dtype), jnp.asarray(t, dtype),
-                                         **decl.params), np.float64)
-            sv, sg = _scales(p, t)
-            eps_g = 1 + abs(decl.params.get("epsilon", 0.0))
-            assert np.all(np.abs(got_v - want_v) <= kern.ulps * eps * sv), label
-            assert np.all(np.abs(got_g - want_g) <= kern.ulps * eps * sg * eps_g), label
+            pj, tj = jnp.asarray(p, dtype), jnp.asarray(t, dtype)
+            _assert_within(decl, kern, dtype, label, p, t, kern.value(pj, tj, **decl.params),
+                           kern.grad(pj, tj, **decl.params))
+
+
+IDS = [d for d in DECLS if _load(d.jax_kernel).value_ids is not None]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("decl", IDS, ids=[d.name for d in IDS])
+def test_id_forms_equal_the_declaration_on_one_hot_rows(decl: Any, dtype: str) -> None:
+    kern = _load(decl.jax_kernel)
+    rng = np.random.default_rng(8)
+    with jax.enable_x64(dtype == "float64"):
+        for label, p, _ in _cases(decl, rng):
+            p = p.astype(dtype).astype(np.float64)
+            ids = rng.integers(0, p.shape[-1], size=p.shape[0])
+            t = np.eye(p.shape[-1])[ids]
+            pj, ij = jnp.asarray(p, dtype), jnp.asarray(ids, jnp.int32)
+            _assert_within(decl, kern, dtype, label, p, t, kern.value_ids(pj, ij, **decl.params),
+                           kern.grad_ids(pj, ij, **decl.params))
 
 
 @pytest.mark.parametrize("decl", DECLS, ids=[d.name for d in DECLS])
@@ -79,8 +99,25 @@ def test_nan_in_nan_out(decl: Any) -> None:
     t = jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     v = kern.value(p, t, **decl.params)
     g = kern.grad(p, t, **decl.params)
-    assert bool(jnp.isnan(v[0])) and bool(jnp.all(jnp.isnan(g[0])))
-    assert bool(jnp.all(jnp.isfinite(v[1]))) and bool(jnp.all(jnp.isfinite(g[1])))
+    if decl.kind == "slice":
+        assert bool(jnp.isnan(v[0])) and bool(jnp.all(jnp.isnan(g[0])))
+        assert bool(jnp.all(jnp.isfinite(v[1]))) and bool(jnp.all(jnp.isfinite(g[1])))
+    else:
+        nan = np.isnan(np.asarray(p))
+        np.testing.assert_array_equal(np.isnan(np.asarray(v)), nan)
+        np.testing.assert_array_equal(np.isnan(np.asarray(g)), nan)
+
+
+def test_elementwise_kernels_at_their_edges() -> None:
+    # hand: hinge's derivative is 0 at the margin (t x = 1) and for t = 0 at x = inf (where
+    # 1 - t x is NaN); the KL divergence of log-targets costs 0 at lt = -inf, whatever lp is
+    hinge = _load(torchlean.LOSSES["hinge"].jax_kernel)
+    x, t = jnp.array([1.0, jnp.inf, 0.5]), jnp.array([1.0, 0.0, -1.0])
+    np.testing.assert_array_equal(np.asarray(hinge.grad(x, t)), [0.0, 0.0, 1.0])
+    kl = _load(torchlean.LOSSES["kl_divergence_log_targets"].jax_kernel)
+    lp, lt = jnp.array([-jnp.inf, 0.0, jnp.nan]), jnp.array([-jnp.inf, -jnp.inf, -jnp.inf])
+    np.testing.assert_array_equal(np.asarray(kl.value(lp, lt)), [0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(np.asarray(kl.grad(lp, lt)), [-0.0, -0.0, np.nan])
 
 
 def test_safe_form_at_minus_infinity() -> None:
@@ -112,3 +149,38 @@ def test_interop_uses_the_kernel_and_the_declared_hessian() -> None:
     np.testing.assert_allclose(v, float(decl.value(p, t)), rtol=1e-14)
     np.testing.assert_allclose(g, decl.deriv(p, t), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(hv, decl.hvp(p, t, vec), rtol=1e-13, atol=1e-15)
+
+
+def test_class_ids_through_interop_equal_one_hot_rows() -> None:
+    from torchlean.errors import DomainError
+    from torchlean.interop import jax as tj
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(4, 3))
+    ids = np.array([0, 2, 1, 2])
+    with jax.enable_x64(True):
+        zj, ij, oh = jnp.asarray(z), jnp.asarray(ids), jnp.asarray(np.eye(3)[ids])
+        for make in (tj.per_example, tj.loss):
+            f = make("softmax")
+
+            def total(p: Any, t: Any, f: Any = f) -> Any:
+                return jnp.sum(f(p, t))
+
+            np.testing.assert_allclose(np.asarray(f(zj, ij)), np.asarray(f(zj, oh)), rtol=1e-14)
+            np.testing.assert_allclose(np.asarray(jax.grad(total)(zj, ij)),
+                                       np.asarray(jax.grad(total)(zj, oh)), rtol=1e-13,
+                                       atol=1e-16)
+            # the declared Hessian reads the one-hot rows
+            np.testing.assert_allclose(np.asarray(jax.hessian(total)(zj, ij)),
+                                       np.asarray(jax.hessian(total)(zj, oh)), rtol=1e-13,
+                                       atol=1e-16)
+        f = tj.per_example("softmax")
+        with pytest.raises(DomainError, match=r"`target` holds class ids.*got 3 at index 1"):
+            f(zj, jnp.asarray([0, 3, 1, 2]))
+        # traced: the example with the bad id is NaN, the others as before
+        out = np.asarray(jax.jit(f)(zj, jnp.asarray([0, 3, 1, -1])))
+        assert np.isnan(out[1]) and np.isnan(out[3])
+        np.testing.assert_allclose(out[[0, 2]], np.asarray(f(zj, ij))[[0, 2]], rtol=1e-14)
+        g = np.asarray(jax.jit(jax.grad(lambda p, t: jnp.sum(f(p, t))))(zj, jnp.asarray(
+            [0, 3, 1, 2])))
+        assert np.all(np.isnan(g[1])) and np.all(np.isfinite(g[[0, 2, 3]]))

@@ -6,6 +6,11 @@
   terms, the form optax's losses have: per element for an elementwise loss, per slice (summed
   over the last axis) for a slice loss.
 
+A slice loss takes, besides targets of the shape of ``predicted``, integer class ids of the
+batch shape ``predicted.shape[:-1]`` (one-hot rows for the declaration; the kernel's forms for
+ids where it has them). An id outside ``[0, k)`` is a
+:class:`~torchlean.errors.DomainError` when the ids are concrete, a NaN example when traced.
+
 Both are :func:`jax.custom_jvp` functions: the tangent along ``predicted`` is the declaration's
 derivative term (``decl.deriv``, the one ``torchlean certify`` certifies), never JAX's
 autodiff of the value term, so ``jax.grad`` returns the certified derivative, kinks included
@@ -40,7 +45,13 @@ from jax.custom_derivatives import SymbolicZero
 from jax.experimental import checkify as _checkify
 
 from torchlean.contexts.arrays import CONTEXT, ArrayContext
-from torchlean.errors import BackendError, DTypeError, ParameterError, UnsupportedOperationError
+from torchlean.errors import (
+    BackendError,
+    DomainError,
+    DTypeError,
+    ParameterError,
+    UnsupportedOperationError,
+)
 from torchlean.registry import get_loss
 from torchlean.spec.core.declaration import LossDeclaration, _takes_n, require_axis
 from torchlean.spec.core.tensor import check_same_shape
@@ -170,12 +181,52 @@ def _inputs(b: _Bound, predicted: Any, target: Any) -> tuple[Any, Any]:
             f"`{names[1]}` must have a real floating-point, integer or bool dtype (promoted to "
             f"the dtype of `{names[0]}`); got {t.dtype}"
         )
+    if b.decl.kind == "slice" and _is_ids(p, t):
+        require_axis(CONTEXT, p, names[0])
+        _check_ids(t, p.shape[-1], names[1])
+        return p, t
     check_same_shape(CONTEXT, p, t, names)
     if b.decl.kind == "slice":
         require_axis(CONTEXT, p, names[0])
     if b.check_domain:
         t = _checked_target(b, p, t)
     return p, t
+
+
+def _is_ids(p: Any, t: Any) -> bool:
+    """Class ids: integers of the batch shape of a slice loss's ``p``."""
+    return (p.ndim >= 1 and tuple(t.shape) == tuple(p.shape[:-1])
+            and jnp.issubdtype(t.dtype, jnp.integer))
+
+
+def _check_ids(ids: Any, k: int, name: str) -> None:
+    """Concrete ids outside ``[0, k)``: a DomainError (traced ones give NaN examples)."""
+    if isinstance(ids, jax.core.Tracer):
+        return
+    host = np.asarray(ids)
+    bad = (host < 0) | (host >= k)
+    if bad.any():
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
+        raise DomainError(
+            f"`{name}` holds class ids, which must be integers in [0, {k}) for {k} classes; "
+            f"got {int(host[i])} at index {i if len(i) != 1 else i[0]}"
+        )
+
+
+def _one_hot(ids: Any, k: int, dtype: Any) -> Any:
+    """Class ids as one-hot rows; a row of NaN for an id outside ``[0, k)`` (traced ids:
+    ``jit`` cannot raise on a value)."""
+    return _nan_outside(jax.nn.one_hot(ids, k, dtype=dtype), ids, k, row=True)
+
+
+def _nan_outside(out: Any, ids: Any, k: int, *, row: bool) -> Any:
+    inside = (ids >= 0) & (ids < k)
+    return jnp.where(inside[..., None] if row else inside, out, jnp.asarray(jnp.nan, out.dtype))
+
+
+def _dense(p: Any, t: Any) -> Any:
+    """The target as the declaration takes it: ids as one-hot rows in ``p``'s dtype."""
+    return _one_hot(t, p.shape[-1], p.dtype) if _is_ids(p, t) else t
 
 
 def _checked_target(b: _Bound, p: Any, t: Any) -> Any:
@@ -223,7 +274,7 @@ def _with_tangent(primal: Fn, along_p: Callable[[Any, Any, Any], Any]) -> Fn:
         tangent = None
         if not isinstance(p_dot, SymbolicZero):
             tangent = along_p(p, t, p_dot)
-        if not isinstance(t_dot, SymbolicZero):
+        if not isinstance(t_dot, SymbolicZero) and jnp.issubdtype(t.dtype, jnp.inexact):
             _, along_t = jax.jvp(lambda tt: primal(p, tt), (t,), (t_dot,))
             tangent = along_t if tangent is None else tangent + along_t
         if tangent is None:
@@ -259,9 +310,38 @@ def _kernel_applies(p: Any) -> bool:
 
 def _run_kernel(fn: Callable[..., Any], p: Any, t: Any, prm: dict[str, Any]) -> Any:
     """``fn`` in the dtype the Array API context would work in (float64 where JAX has it:
-    a float32 input is computed in float64 and rounded once), the result in ``p``'s dtype."""
+    a float32 input is computed in float64 and rounded once), the result in ``p``'s dtype;
+    class ids stay integers."""
     work = jnp.promote_types(p.dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
-    return fn(p.astype(work), t.astype(work), **prm).astype(p.dtype)
+    tw = t if jnp.issubdtype(t.dtype, jnp.integer) else t.astype(work)
+    return fn(p.astype(work), tw, **prm).astype(p.dtype)
+
+
+def _kernel_value(kern: Any, p: Any, t: Any, prm: dict[str, Any],
+                  post: Callable[[Any], Any] = lambda v: v) -> Any:
+    """The kernel's per-example values, then ``post`` (a reduction), in the working dtype; its
+    id forms for class ids where it has them."""
+    return _kernel_run(kern.value, kern.value_ids, p, t, prm, post, row=False)
+
+
+def _kernel_grad(kern: Any, p: Any, t: Any, prm: dict[str, Any],
+                 post: Callable[[Any], Any] = lambda g: g) -> Any:
+    """The kernel's unreduced derivative, as :func:`_kernel_value`."""
+    return _kernel_run(kern.grad, kern.grad_ids, p, t, prm, post, row=True)
+
+
+def _kernel_run(dense: Callable[..., Any], by_id: Callable[..., Any] | None, p: Any, t: Any,
+                prm: dict[str, Any], post: Callable[[Any], Any], *, row: bool) -> Any:
+    if _is_ids(p, t) and by_id is not None:
+        k = p.shape[-1]
+
+        def fn(pw: Any, ids: Any, **kw: Any) -> Any:
+            # an id outside [0, k) reads a clipped one, and its example is then NaN
+            out = by_id(pw, jnp.clip(ids, 0, k - 1), **kw)
+            return post(_nan_outside(out, ids, k, row=row))
+
+        return _run_kernel(fn, p, t, prm)
+    return _run_kernel(lambda pw, tw, **kw: post(dense(pw, tw, **kw)), p, _dense(p, t), prm)
 
 
 def _reduced(b: _Bound) -> Fn:
@@ -271,17 +351,19 @@ def _reduced(b: _Bound) -> Fn:
     def value(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
             n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
-            return _run_kernel(lambda p, t, **k: jnp.sum(kern.value(p, t, **k)) / n, p, t, prm)
-        return decl.value(*_flat(b, p, t), check_domain=False, **prm)
+            return _kernel_value(kern, p, t, prm, lambda v: jnp.sum(v) / n)
+        return decl.value(*_flat(b, p, _dense(p, t)), check_domain=False, **prm)
 
     def deriv(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
             n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
-            return _run_kernel(lambda p, t, **k: kern.grad(p, t, **k) / n, p, t, prm)
-        return jnp.reshape(decl.deriv(*_flat(b, p, t), check_domain=False, **prm), p.shape)
+            return _kernel_grad(kern, p, t, prm, lambda g: g / n)
+        return jnp.reshape(decl.deriv(*_flat(b, p, _dense(p, t)), check_domain=False, **prm),
+                           p.shape)
 
     def hvp(p: Any, t: Any, v: Any) -> Any:
-        return jnp.reshape(decl.hvp(*_flat(b, p, t, v), check_domain=False, **prm), p.shape)
+        return jnp.reshape(decl.hvp(*_flat(b, p, _dense(p, t), v), check_domain=False, **prm),
+                           p.shape)
 
     if decl.has_second:
         deriv = _with_tangent(deriv, hvp)
@@ -295,16 +377,16 @@ def _unreduced(b: _Bound) -> Fn:
 
     def value(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
-            return _run_kernel(kern.value, p, t, b.prm)
-        return _terms(b, "value", p, t)
+            return _kernel_value(kern, p, t, b.prm)
+        return _terms(b, "value", p, _dense(p, t))
 
     def deriv(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
-            return _run_kernel(kern.grad, p, t, b.prm)
-        return _terms(b, "deriv", p, t)
+            return _kernel_grad(kern, p, t, b.prm)
+        return _terms(b, "deriv", p, _dense(p, t))
 
     if decl.has_second:
-        deriv = _with_tangent(deriv, lambda p, t, v: _terms(b, "hvp", p, t, v))
+        deriv = _with_tangent(deriv, lambda p, t, v: _terms(b, "hvp", p, _dense(p, t), v))
 
     def along_p(p: Any, t: Any, v: Any) -> Any:
         g = deriv(p, t) * v

@@ -393,28 +393,13 @@ def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: in
         some = jnp.any(m, axis=-1)
         s = jnp.where(m, s, jnp.where(some[..., None], -jnp.inf, jnp.zeros((), s.dtype)))
         y = jnp.where(some, y, jnp.zeros((), y.dtype))
-    t = _one_hot(y, s.shape[-1], s.dtype)
+    from torchlean.interop.jax import _check_ids, _one_hot
+
+    _check_ids(y, s.shape[-1], "labels")  # concrete ids; traced ones give NaN examples
     if mask is None:
-        return _terms("softmax")(s, t)
+        return _terms("softmax")(s, y)  # class ids: the kernel gathers the labelled logit
+    t = _one_hot(y, s.shape[-1], s.dtype)
     return jnp.where(some, _terms("safe_softmax_cross_entropy")(s, t), jnp.zeros((), s.dtype))
-
-
-def _one_hot(ids: jax.Array, k: int, dtype: Any) -> jax.Array:
-    """Class ids as one-hot rows. An id outside ``[0, k)``: known now (not traced), a
-    :class:`~torchlean.errors.DomainError`; traced, a row of NaN, so the example's value and
-    gradient are NaN (``jit`` cannot raise on a value)."""
-    if not isinstance(ids, jax.core.Tracer):
-        host = np.asarray(ids)
-        bad = (host < 0) | (host >= k)
-        if bad.any():
-            i = tuple(int(j) for j in np.argwhere(bad)[0])
-            raise DomainError(
-                f"`labels` holds class ids, which must be integers in [0, {k}) for {k} "
-                f"classes; got {int(host[i])} at index {i if len(i) != 1 else i[0]}"
-            )
-    inside = (ids >= 0) & (ids < k)
-    return jnp.where(inside[..., None], jax.nn.one_hot(ids, k, dtype=dtype),
-                     jnp.asarray(jnp.nan, dtype))
 
 
 @_declared('safe_softmax_cross_entropy')

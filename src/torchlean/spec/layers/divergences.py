@@ -119,6 +119,7 @@ KL_DIVERGENCE_LOG_TARGETS: LossDeclaration = define_loss(
                   text="predicted, target: log-probabilities"),
     torch_reference=lambda lp, lt: _F().kl_div(lp, lt, reduction="sum", log_target=True),
     torch_text="F.kl_div(lp, lt, reduction='sum', log_target=True)",
+    jax_kernel="torchlean.kernels.jax_terms:kl_divergence_log_targets",
     deriv=_kl_log_deriv)(_kl_log)
 
 

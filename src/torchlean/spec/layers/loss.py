@@ -617,7 +617,7 @@ def _hinge_deriv(c: Context, x: Any, t: Any) -> Any:
 HINGE: LossDeclaration = define_loss(
     "hinge", formula="sum(max(0, 1 - t x)) / n",
     second=_zero_second, second_text="0 (at the margin too)", hessian_sign="zero",
-    kernel="torchlean.kernels.terms:hinge",
+    kernel="torchlean.kernels.terms:hinge", jax_kernel="torchlean.kernels.jax_terms:hinge",
     derivative_text="-t / n where 1 - t x > 0, else 0",
     seams=[Seam("margin", lambda k, prm: k.const(1), "t x = 1", choice="derivative 0",
                 second_choice="second derivative 0")],
