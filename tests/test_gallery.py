@@ -142,6 +142,22 @@ def test_logits_float32_within_the_documented_bound(logits: Series) -> None:
     assert logits.has_torch and logits.torch_note == ""
 
 
+def test_poisson_against_mpmath_and_its_bound() -> None:
+    s = gallery.series("poisson")
+    # the middle of the declared target range [0, 5]
+    assert s.target.tolist() == [2.5]
+    with mpmath.workdps(50):
+        # exp(x) - t x, derivative exp(x) - t, second exp(x) (hand derivation)
+        e = [mpmath.exp(mpmath.mpf(float(x))) for x in s.x]
+        np.testing.assert_allclose(s.value, [float(v - 2.5 * mpmath.mpf(float(x)))
+                                             for v, x in zip(e, s.x, strict=True)], rtol=1e-15)
+        np.testing.assert_allclose(s.deriv, [float(v - 2.5) for v in e], rtol=1e-15)
+        assert s.second is not None
+        np.testing.assert_allclose(s.second, [float(v) for v in e], rtol=1e-15)
+    # docs/accuracy.md: poisson float32 value and derivative within 1 ulp
+    assert np.all(s.ulps_value <= 1) and np.all(s.ulps_deriv <= 1)
+
+
 # --------------------------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------------------------

@@ -166,23 +166,31 @@ def _values(ax: Axes, s: Series) -> None:
 
 
 def _errors(ax: Axes, s: Series) -> None:
-    """float32 errors in ulps: the package's (dots), PyTorch's (triangles), the bound."""
+    """float32 errors in ulps against the 50-digit values: the package's (dots), PyTorch's
+    (triangles), and the bound the certifier holds the package to."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     worst = 0.0
-    for ulps, label, color, style in (
-            (s.ulps_value, "ours: value", _VALUE, "o"),
-            (s.ulps_deriv, "ours: derivative", _DERIV, "o"),
-            (s.torch_ulps_value, "PyTorch: value", _VALUE, "^"),
-            (s.torch_ulps_deriv, "PyTorch: derivative", _DERIV, "^")):
+    # PyTorch's hollow triangles are drawn larger, so they show around the package's dots
+    # where both are equally close
+    for ulps, label, color, style, size in (
+            (s.torch_ulps_value, "PyTorch: value", _VALUE, "^", 5.5),
+            (s.torch_ulps_deriv, "PyTorch: derivative", _DERIV, "^", 5.5),
+            (s.ulps_value, "torchlean: value", _VALUE, "o", 3.2),
+            (s.ulps_deriv, "torchlean: derivative", _DERIV, "o", 3.2)):
         if not np.isfinite(ulps).any():
             continue
         worst = max(worst, float(np.nanmax(np.where(np.isinf(ulps), np.nan, ulps))))
-        ax.plot(s.x, np.where(np.isinf(ulps), np.nan, ulps), style, color=color, ms=3.2,
+        ax.plot(s.x, np.where(np.isinf(ulps), np.nan, ulps), style, color=color, ms=size,
                 mfc=color if style == "o" else "none", mew=0.8, label=label)
     ax.axhline(s.bound, color=_BOUND, ls="--", lw=1.0,
                label=f"certified bound, {s.bound:g} ulp")
     ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
-    # a little below 0, so the correctly rounded results (0 ulps) show above the axis
-    ax.set_ylim(-0.06, max(2.0, worst * 2))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    # a little below 0, so the correctly rounded results (0 ulps) show above the axis; a
+    # decade above the largest error for the legend
+    ax.set_ylim(-0.06, max(4.0, worst * 12))
     ax.set_ylabel("float32 error (ulps)")
     notes = [f"{n} errors infinite (not shown)" for n in
              [int(np.isinf(s.ulps_value).sum() + np.isinf(s.ulps_deriv).sum())] if n]
