@@ -77,8 +77,8 @@ def _read_csv(path: Path, option: str) -> np.ndarray:
                     f"argument {option}: {str(path)!r} line {number}: {field.strip()!r} is not "
                     f"a number ({what}? the CSV holds numbers only, no header)") from None
         if rows and len(row) != len(rows[0]):
-            raise UsageError(f"argument {option}: {str(path)!r} line {number} has "
-                             f"{len(row)} values, the first row {len(rows[0])} (ragged rows)")
+            raise UsageError(f"argument {option}: {str(path)!r} line {number} has {len(row)} "
+                             f"value(s), the first row {len(rows[0])} (ragged rows)")
         rows.append(row)
     if not rows:
         raise UsageError(f"argument {option}: {str(path)!r} holds no numbers")

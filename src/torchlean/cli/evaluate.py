@@ -164,7 +164,10 @@ def command(args: argparse.Namespace) -> int:
         value, deriv = value_and_deriv(decl.name, predicted, target, **params,
                                        **({} if ctx is None else {"ctx": ctx}))
     except TorchleanError as exc:  # a domain or shape the loss refuses
-        raise UsageError(str(exc)) from None
+        from torchlean.errors import DomainError
+
+        hint = " (--param check_domain=false skips it)" if isinstance(exc, DomainError) else ""
+        raise UsageError(f"{exc}{hint}") from None
     plain = semantics.plain(deriv)
     if args.out is not None:
         try:
