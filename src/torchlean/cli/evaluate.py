@@ -114,12 +114,23 @@ exit status:
 """
 
 
+def _contexts_text() -> str:
+    import textwrap
+
+    lines = ["\ncontexts (--context):"]
+    for name, semantics in CONTEXTS.items():
+        lines += textwrap.wrap(f"{name:<10}{semantics.help}", 92, initial_indent="  ",
+                               subsequent_indent=" " * 12)
+    return "\n".join(lines) + "\n"
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="a loss's value (and derivative) on your own .npy/.csv data",
                        description="Evaluate a loss on the numbers of two files: print its "
                                    "value; --out writes its derivative with respect to the "
                                    "predicted values.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG + _contexts_text(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", metavar="NAME", help="the loss (torchlean list shows them)")
     p.add_argument("--predicted", required=True, metavar="FILE",
                    help="the predicted values (.npy or .csv)")
@@ -129,9 +140,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="a parameter of the loss (repeat for several), a number: delta=0.5, "
                         "epsilon=1e-7; check_domain=false where the loss checks its target")
     p.add_argument("--context", default="float64", metavar="NAME",
-                   help="the semantics: " + "; ".join(f"{k}: {s.help}"
-                                                      for k, s in CONTEXTS.items())
-                        + " (default: float64)")
+                   help=f"the semantics, one of {', '.join(CONTEXTS)} (default: float64; "
+                        f"see contexts below)")
     p.add_argument("--out", type=writable_file, default=None, metavar="FILE",
                    help="write the derivative here (.npy or .csv; its folder must exist)")
     p.add_argument("--json", action="store_true",
