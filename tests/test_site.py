@@ -43,16 +43,16 @@ def test_a_loss_page_states_its_declared_facts(decl: torchlean.LossDeclaration) 
     page = pages.loss_page(decl)
     assert page.startswith(f"# `{decl.name}`\n")
     assert f"]({decl.name}.png)" in page
-    for text in (decl.formula, decl.derivative_text, decl.torch_text, decl.kink_text):
-        assert text.replace("|", "\\|") in page
+    for text in (decl.formula, decl.derivative_text, decl.torch_text):
+        assert f"`{text}`" in page
+    assert decl.kink_text.replace("|", "\\|") in page
     if decl.has_second:
-        assert decl.second_text.replace("|", "\\|") in page
+        assert f"`{decl.second_text}`" in page
     for param in decl.parameters.values():
         doc = param.doc.replace("|", "\\|")
         assert f"| `{param.name}` | `{param.default!r}` | {doc} |" in page
     for seam in decl.seams:
-        label = seam.label.replace("|", "\\|")
-        assert f"`{label}`" in page
+        assert f"`{seam.label}`" in page
     for fn in optax_functions().get(decl.name, ()):
         assert f"`torchlean.interop.optax.{fn}`" in page
 
@@ -97,6 +97,8 @@ def test_the_home_page_is_the_readme_with_site_links() -> None:
     assert hook.repository_links("[`examples/a.py`](../examples/a.py) and "
                                  "[the losses](src/torchlean/x.py)") == (
         "`examples/a.py` and the losses (`src/torchlean/x.py`)")
+    assert hook.table_code("| `a \\| b` | c \\| d |\n`e \\| f`") == (
+        "| `a | b` | c \\| d |\n`e \\| f`")
 
 
 def test_the_readme_picture_is_committed() -> None:

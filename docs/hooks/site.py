@@ -47,6 +47,17 @@ def repository_links(markdown: str) -> str:
     return _REPO_LINK.sub(plain, markdown)
 
 
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def table_code(markdown: str) -> str:
+    """In table rows, ``\\|`` inside a code span as ``|``: GitHub needs the escape there, while
+    the site's tables read a pipe inside a code span as text and would show the backslash."""
+    return "\n".join(
+        _CODE_SPAN.sub(lambda m: m[0].replace("\\|", "|"), line) if line.startswith("|")
+        else line for line in markdown.split("\n"))
+
+
 CLI_MARKER = "<!-- generated at build: cli-help -->"
 
 
@@ -84,7 +95,7 @@ def cli_help() -> str:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_help())
-    return repository_links(markdown)
+    return table_code(repository_links(markdown))
 
 
 def _with_gallery(nav: Any, entries: list[str]) -> Any:

@@ -53,8 +53,8 @@ def figure_name(decl: LossDeclaration) -> str:
 
 
 def _code(text: str) -> str:
-    """``text`` as a code span inside a table cell."""
-    return f"`{text}`".replace("|", "\\|") if text else "none"
+    """``text`` as a code span (the site's tables read a ``|`` inside one as text)."""
+    return f"`{text}`" if text else "none"
 
 
 def _cell(text: str) -> str:
@@ -102,7 +102,7 @@ def loss_page(decl: LossDeclaration) -> str:
     second = (f"{_code(decl.second_text)} (sign: {decl.hessian_sign})" if decl.has_second
               else "not declared")
     facts = [
-        "| | |",
+        "| | as declared |",
         "|---|---|",
         f"| kind, reduction | {decl.kind}, {decl.reduction} |",
         f"| value | {_code(decl.formula)} |",
