@@ -184,3 +184,21 @@ def test_class_ids_through_interop_equal_one_hot_rows() -> None:
         g = np.asarray(jax.jit(jax.grad(lambda p, t: jnp.sum(f(p, t))))(zj, jnp.asarray(
             [0, 3, 1, 2])))
         assert np.all(np.isnan(g[1])) and np.all(np.isfinite(g[[0, 2, 3]]))
+
+
+@pytest.mark.parametrize("decl", [d for d in DECLS if d.kind == "slice"],
+                         ids=[d.name for d in DECLS if d.kind == "slice"])
+def test_rows_at_infinite_logits_as_the_declaration(decl: Any) -> None:
+    # a +inf logit, every logit -inf, a -inf logit with label 0 and with label 1: the kernel's
+    # value is NaN exactly where the declaration's is, and equal elsewhere
+    kern = _load(decl.jax_kernel)
+    inf = np.inf
+    p = np.array([[inf, 0.0, 1.0], [-inf, -inf, -inf], [0.0, -inf, 0.0], [-inf, 0.0, 1.0]])
+    t = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    per = decl.with_changes(reduction="sum")
+    with np.errstate(all="ignore"):
+        want = np.array([float(per.value(p[i:i + 1], t[i:i + 1])) for i in range(len(p))])
+    with jax.enable_x64(True):
+        got = np.asarray(kern.value(jnp.asarray(p), jnp.asarray(t), **decl.params))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[~np.isnan(want)], want[~np.isnan(want)], rtol=1e-14)

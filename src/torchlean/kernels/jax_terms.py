@@ -74,14 +74,17 @@ def _shifted(z: Any) -> tuple[Any, Any, Any]:
     return s, e, jnp.sum(e, axis=-1, keepdims=True)
 
 
-def _log_softmax_terms(z: Any, t: Any, safe: bool) -> tuple[Any, Any, Any]:
+def _log_softmax_terms(z: Any, t: Any, safe: bool) -> tuple[Any, Any, Any, Any]:
+    """``(-t log_softmax, exp(s), sum(exp(s)), nan_rows)``; ``safe``: the terms are 0 where
+    ``t = 0``, even at a ``-inf`` logit. ``nan_rows`` (per row) is 0, or NaN for a row whose
+    log-softmax has a NaN (a NaN or ``+inf`` logit, every logit ``-inf``): ``0 log(sum)``, as
+    ``sum`` is then NaN, infinite or 0, and finite and at least 1 otherwise."""
     s, e, se = _shifted(z)
-    lsm = s - jnp.log(se)
-    terms = t * lsm
+    lse = jnp.log(se)
+    terms = -(t * (s - lse))
     if safe:
-        # 0 where t = 0, even at a -inf logit; a NaN logit still gives NaN
-        terms = jnp.where((t == 0) & ~jnp.isnan(lsm), 0, terms)
-    return -terms, e, se
+        terms = jnp.where(t == 0, jnp.zeros((), terms.dtype), terms)
+    return terms, e, se, 0 * lse[..., 0]
 
 
 def _ce_grad(z: Any, t: Any) -> Any:
@@ -99,18 +102,23 @@ def _ce_grad_ids(z: Any, ids: Any) -> Any:
     return e / se - (jnp.arange(z.shape[-1]) == ids[..., None]).astype(z.dtype)
 
 
+def _ce_value(z: Any, t: Any, safe: bool) -> Any:
+    terms, _, _, nan_rows = _log_softmax_terms(z, t, safe)
+    return jnp.sum(terms, axis=-1) + nan_rows
+
+
 softmax_cross_entropy = JaxKernel(
-    value=lambda z, t: jnp.sum(_log_softmax_terms(z, t, False)[0], axis=-1),
+    value=lambda z, t: _ce_value(z, t, False),
     grad=_ce_grad, scales=_softmax_scales, value_ids=_ce_value_ids, grad_ids=_ce_grad_ids)
 
 safe_softmax_cross_entropy = JaxKernel(
-    value=lambda z, t: jnp.sum(_log_softmax_terms(z, t, True)[0], axis=-1),
+    value=lambda z, t: _ce_value(z, t, True),
     grad=_ce_grad, scales=_softmax_scales)
 
 
 def _poly_value(z: Any, t: Any, epsilon: float) -> Any:
-    terms, e, se = _log_softmax_terms(z, t, True)
-    return jnp.sum(terms + epsilon * (t * (1 - e / se)), axis=-1)
+    terms, e, se, nan_rows = _log_softmax_terms(z, t, True)
+    return jnp.sum(terms + epsilon * (t * (1 - e / se)), axis=-1) + nan_rows
 
 
 def _poly_grad(z: Any, t: Any, epsilon: float) -> Any:
