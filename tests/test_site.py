@@ -4,6 +4,7 @@ hook's rewrites, and (slow tier) ``mkdocs build --strict`` of the whole site."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -20,13 +21,50 @@ from torchlean.registry import package_losses
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("torchlean_site_hook",
-                                                  ROOT / "docs" / "hooks" / "site.py")
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"torchlean_docs_{name}",
+                                                  ROOT / "docs" / "hooks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _hook() -> ModuleType:
+    return _load("site")
+
+
+def test_docstring_roles_read_as_code() -> None:
+    rewrite = _load("sphinx_docstrings").rewrite
+    assert rewrite("raises :class:`~torchlean.errors.DomainError` and :func:`define_loss`") == (
+        "raises `DomainError` and `define_loss`")
+    assert rewrite(":mod:`torchlean.interop.torch`, :meth:`.value`, :py:func:`grad_hess()`") == (
+        "`torchlean.interop.torch`, `value`, `grad_hess`")
+    assert rewrite(":func:`the losses <torchlean.LOSSES>` ``:func:`x```") == (
+        "`the losses` ``:func:`x```")
+
+
+def test_docstring_roles_link_where_the_resolver_finds_the_target() -> None:
+    rewrite = _load("sphinx_docstrings").rewrite
+    paths = {"define_loss": "torchlean.spec.core.declaration.define_loss"}
+    assert rewrite("see :func:`define_loss` or :func:`other`", paths.get) == (
+        'see <autoref identifier="torchlean.spec.core.declaration.define_loss" optional>'
+        "<code>define_loss</code></autoref> or `other`")
+
+
+def test_a_literal_block_after_a_double_colon_is_fenced() -> None:
+    rewrite = _load("sphinx_docstrings").rewrite
+    doc = "Declared with this::\n\n    x = f(1)\n\n    y = x\n\nThen text.\n"
+    assert rewrite(doc) == (
+        "Declared with this:\n\n```python\nx = f(1)\n\ny = x\n```\n\nThen text.\n")
+    # a lone "::" goes, "text ::" loses it, a block that is not Python is text, and an
+    # indented section keeps its indentation
+    assert rewrite("Args:\n    a: markers ::\n\n        <!-- a -->\n    b: c") == (
+        "Args:\n    a: markers\n\n    ```text\n    <!-- a -->\n    ```\n\n    b: c")
+    assert rewrite("A.\n\n::\n\n    1 + 1\n") == "A.\n\n\n```python\n1 + 1\n```\n"
+    # fenced Markdown is left alone
+    fenced = "```python\nx = 1  # see :func:`f`::\n```"
+    assert rewrite(fenced) == fenced
 
 
 def test_the_gallery_has_an_index_and_a_page_per_package_loss() -> None:
@@ -152,3 +190,9 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
         assert (site / "gallery" / f"{decl.name}.png").stat().st_size > 10_000
     assert "torchlean certify" in (site / "cli" / "index.html").read_text(encoding="utf-8")
     assert (site / "api" / "index.html").is_file()
+    # the docstrings' reStructuredText is read as Markdown: no role and no "::" is left
+    api = "".join(p.read_text(encoding="utf-8") for p in (site / "api").rglob("*.html"))
+    assert re.search(r":(func|class|meth|mod|data|attr):`", api) is None
+    declaration = (site / "api" / "declaration" / "index.html").read_text(encoding="utf-8")
+    assert 'href="#torchlean.spec.core.declaration.define_loss"><code>define_loss</code>' in (
+        declaration)
