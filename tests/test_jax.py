@@ -318,6 +318,37 @@ def test_checkify_reports_the_bad_target() -> None:
     assert err.get() is None and np.isfinite(value)
 
 
+def test_row_checking_kernels_under_jit() -> None:
+    # a slice loss whose JAX kernel checks the target rows itself: the row with a target
+    # outside the domain is NaN in the value, the derivative and the Hessian, the other rows
+    # are as with good targets, and checkify still reports the first bad element
+    decls = [d for d in CHECKED if d.kind == "slice" and d.jax_kernel is not None]
+    assert decls
+    for decl in decls:
+        p, t = _case(decl, 8)
+        p, t = jnp.asarray(p), jnp.asarray(t)
+        bad = jnp.asarray(_bad_target(decl, np.asarray(t)))
+        with jax.enable_x64(True):
+            f = tj.per_example(decl.name)
+
+            def total(q: Any, s: Any, f: Any = f) -> Any:
+                return jnp.sum(f(q, s))
+
+            v, g = jax.jit(jax.value_and_grad(total))(p, bad)
+            h = np.asarray(jax.jit(jax.hessian(total))(p, bad))
+            _, g0 = jax.jit(jax.value_and_grad(total))(p, t)
+            h0 = np.asarray(jax.jit(jax.hessian(total))(p, t))
+            per = np.asarray(jax.jit(f)(p, bad))
+        assert np.isnan(v) and np.isnan(per[0]) and np.all(np.isfinite(per[1:])), decl.name
+        assert np.all(np.isnan(np.asarray(g)[0])), decl.name
+        np.testing.assert_allclose(np.asarray(g)[1:], np.asarray(g0)[1:], rtol=1e-14)
+        assert np.all(np.isnan(h[0, :, 0, :])), decl.name
+        np.testing.assert_allclose(h[1:, :, 1:, :], h0[1:, :, 1:, :], rtol=1e-13, atol=1e-300)
+        err, _ = checkify.checkify(jax.jit(tj.per_example(decl.name, checkify=True)))(p, bad)
+        with pytest.raises(checkify.JaxRuntimeError, match="at flat index 0"):
+            err.throw()
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input at trace time; parameters; inputs left alone; user losses
 # --------------------------------------------------------------------------------------------

@@ -188,9 +188,32 @@ def _inputs(b: _Bound, predicted: Any, target: Any) -> tuple[Any, Any]:
     check_same_shape(CONTEXT, p, t, names)
     if b.decl.kind == "slice":
         require_axis(CONTEXT, p, names[0])
-    if b.check_domain:
+    if b.check_domain and not (isinstance(t, jax.core.Tracer) and _rows_checked(b)):
         t = _checked_target(b, p, t)
+    elif b.check_domain and b.checkify:
+        dom = b.decl.domain
+        _domain_check(t, names[1], dom.target_lo, dom.target_hi, _what(b))
     return p, t
+
+
+def _rows_checked(b: _Bound) -> bool:
+    """Traced targets go to the kernel unchecked: it makes a row with one outside the domain
+    NaN (``JaxKernel.checks_rows``), where replacing them by NaN here would cost XLA's CPU code
+    a pass that writes the targets out again."""
+    kern = _kernel(b)
+    return b.check_domain and kern is not None and kern.checks_rows
+
+
+def _bounds(b: _Bound, p: Any, t: Any) -> dict[str, Any]:
+    """The ``bounds`` keyword of a row-checking kernel's call (none for class ids)."""
+    if not _rows_checked(b) or _is_ids(p, t):
+        return {}
+    return {"bounds": (b.decl.domain.target_lo, b.decl.domain.target_hi)}
+
+
+def _what(b: _Bound) -> str:
+    dom = b.decl.domain
+    return f"the {b.decl.name} loss" + (f" ({dom.what})" if dom.what else "")
 
 
 def _is_ids(p: Any, t: Any) -> bool:
@@ -224,19 +247,25 @@ def _nan_outside(out: Any, ids: Any, k: int, *, row: bool) -> Any:
     return jnp.where(inside[..., None] if row else inside, out, jnp.asarray(jnp.nan, out.dtype))
 
 
+def _declared_target(b: _Bound, p: Any, t: Any) -> Any:
+    """The target as the declaration's terms take it: ids one-hot, and checked here where
+    :func:`_inputs` left the check to a row-checking kernel."""
+    t = _dense(p, t)
+    return _checked_target(b, p, t) if _rows_checked(b) and isinstance(t, jax.core.Tracer) else t
+
+
 def _dense(p: Any, t: Any) -> Any:
     """The target as the declaration takes it: ids as one-hot rows in ``p``'s dtype."""
     return _one_hot(t, p.shape[-1], p.dtype) if _is_ids(p, t) else t
 
 
 def _checked_target(b: _Bound, p: Any, t: Any) -> Any:
-    dom, names = b.decl.domain, b.names
-    what = f"the {b.decl.name} loss" + (f" ({dom.what})" if dom.what else "")
+    dom, names, what = b.decl.domain, b.names, _what(b)
     traced = isinstance(t, jax.core.Tracer)
     if traced and not jnp.issubdtype(t.dtype, jnp.floating):
         # room for the NaN: the dtype the context would compute in anyway
         t = t.astype(jnp.promote_types(p.dtype, jax.dtypes.canonicalize_dtype(jnp.float64)))
-    if traced and b.checkify:
+    if traced and b.checkify and not _rows_checked(b):
         _domain_check(t, names[1], dom.target_lo, dom.target_hi, what)
     # concrete: DomainError as everywhere; traced: NaN wherever the target is outside
     return ArrayContext(aac.array_namespace(t)).check_range(
@@ -317,17 +346,19 @@ def _run_kernel(fn: Callable[..., Any], p: Any, t: Any, prm: dict[str, Any]) -> 
     return fn(p.astype(work), tw, **prm).astype(p.dtype)
 
 
-def _kernel_value(kern: Any, p: Any, t: Any, prm: dict[str, Any],
+def _kernel_value(b: _Bound, kern: Any, p: Any, t: Any,
                   post: Callable[[Any], Any] = lambda v: v) -> Any:
     """The kernel's per-example values, then ``post`` (a reduction), in the working dtype; its
     id forms for class ids where it has them."""
-    return _kernel_run(kern.value, kern.value_ids, p, t, prm, post, row=False)
+    return _kernel_run(kern.value, kern.value_ids, p, t, {**b.prm, **_bounds(b, p, t)}, post,
+                       row=False)
 
 
-def _kernel_grad(kern: Any, p: Any, t: Any, prm: dict[str, Any],
+def _kernel_grad(b: _Bound, kern: Any, p: Any, t: Any,
                  post: Callable[[Any], Any] = lambda g: g) -> Any:
     """The kernel's unreduced derivative, as :func:`_kernel_value`."""
-    return _kernel_run(kern.grad, kern.grad_ids, p, t, prm, post, row=True)
+    return _kernel_run(kern.grad, kern.grad_ids, p, t, {**b.prm, **_bounds(b, p, t)}, post,
+                       row=True)
 
 
 def _kernel_run(dense: Callable[..., Any], by_id: Callable[..., Any] | None, p: Any, t: Any,
@@ -351,19 +382,19 @@ def _reduced(b: _Bound) -> Fn:
     def value(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
             n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
-            return _kernel_value(kern, p, t, prm, lambda v: jnp.sum(v) / n)
-        return decl.value(*_flat(b, p, _dense(p, t)), check_domain=False, **prm)
+            return _kernel_value(b, kern, p, t, lambda v: jnp.sum(v) / n)
+        return decl.value(*_flat(b, p, _declared_target(b, p, t)), check_domain=False, **prm)
 
     def deriv(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
             n = max(int(np.prod(p.shape)), 1) if decl.reduction == "mean" else 1
-            return _kernel_grad(kern, p, t, prm, lambda g: g / n)
-        return jnp.reshape(decl.deriv(*_flat(b, p, _dense(p, t)), check_domain=False, **prm),
-                           p.shape)
+            return _kernel_grad(b, kern, p, t, lambda g: g / n)
+        tt = _declared_target(b, p, t)
+        return jnp.reshape(decl.deriv(*_flat(b, p, tt), check_domain=False, **prm), p.shape)
 
     def hvp(p: Any, t: Any, v: Any) -> Any:
-        return jnp.reshape(decl.hvp(*_flat(b, p, _dense(p, t), v), check_domain=False, **prm),
-                           p.shape)
+        tt = _declared_target(b, p, t)
+        return jnp.reshape(decl.hvp(*_flat(b, p, tt, v), check_domain=False, **prm), p.shape)
 
     if decl.has_second:
         deriv = _with_tangent(deriv, hvp)
@@ -377,16 +408,17 @@ def _unreduced(b: _Bound) -> Fn:
 
     def value(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
-            return _kernel_value(kern, p, t, b.prm)
-        return _terms(b, "value", p, _dense(p, t))
+            return _kernel_value(b, kern, p, t)
+        return _terms(b, "value", p, _declared_target(b, p, t))
 
     def deriv(p: Any, t: Any) -> Any:
         if kern is not None and _kernel_applies(p):
-            return _kernel_grad(kern, p, t, b.prm)
-        return _terms(b, "deriv", p, _dense(p, t))
+            return _kernel_grad(b, kern, p, t)
+        return _terms(b, "deriv", p, _declared_target(b, p, t))
 
     if decl.has_second:
-        deriv = _with_tangent(deriv, lambda p, t, v: _terms(b, "hvp", p, _dense(p, t), v))
+        deriv = _with_tangent(
+            deriv, lambda p, t, v: _terms(b, "hvp", p, _declared_target(b, p, t), v))
 
     def along_p(p: Any, t: Any, v: Any) -> Any:
         g = deriv(p, t) * v

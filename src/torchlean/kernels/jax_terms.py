@@ -55,7 +55,10 @@ class JaxKernel:
     unreduced derivative, per element; ``ulps``: the bound the tests hold both to, in ulps of
     the dtype relative to the magnitudes ``scales`` gives. A slice loss's kernel may add
     ``value_ids(p, ids, **params)`` and ``grad_ids(p, ids, **params)``, the same for integer
-    class ids of the batch shape (ids inside ``[0, k)``: the caller makes the rest NaN)."""
+    class ids of the batch shape (ids inside ``[0, k)``: the caller makes the rest NaN).
+    ``checks_rows``: a slice kernel's ``value`` and ``grad`` take ``bounds=(lo, hi)`` (either
+    None), the target domain, and make a row NaN where one of its targets lies outside, so
+    that the caller may pass traced targets unchecked."""
 
     value: Callable[..., Any]
     grad: Callable[..., Any]
@@ -63,32 +66,47 @@ class JaxKernel:
     ulps: float = 8.0
     value_ids: Callable[..., Any] | None = None
     grad_ids: Callable[..., Any] | None = None
+    checks_rows: bool = False
 
 
-def _shifted(z: Any) -> tuple[Any, Any, Any]:
+def _shifted(z: Any, t: Any = None,
+             bounds: tuple[float | None, float | None] | None = None) -> tuple[Any, Any, Any]:
     """``(s, exp(s), sum_last(exp(s)))``, ``s = z - max`` (0 where the max is not finite, as
-    the declaration's ``exp_shift``)."""
+    the declaration's ``exp_shift``); with ``bounds``, NaN for a row whose target ``t`` has an
+    element outside them, which makes every result of the row NaN as a NaN target would (each
+    reads the row's mass) at the cost of one pass over ``t``, with no checked copy of it."""
     m = jnp.max(z, axis=-1, keepdims=True)
-    s = z - jnp.where(jnp.isfinite(m), m, 0)
+    m = jnp.where(jnp.isfinite(m), m, 0)
+    if bounds is not None:
+        lo, hi = bounds
+        bad = jnp.zeros(t.shape, dtype=bool)
+        if lo is not None:
+            bad = bad | (t < lo)
+        if hi is not None:
+            bad = bad | (t > hi)
+        m = jnp.where(jnp.any(bad, axis=-1, keepdims=True), jnp.asarray(jnp.nan, m.dtype), m)
+    s = z - m
     e = jnp.exp(s)
     return s, e, jnp.sum(e, axis=-1, keepdims=True)
 
 
-def _log_softmax_terms(z: Any, t: Any, safe: bool) -> tuple[Any, Any, Any, Any]:
-    """``(-t log_softmax, exp(s), sum(exp(s)), nan_rows)``; ``safe``: the terms are 0 where
-    ``t = 0``, even at a ``-inf`` logit. ``nan_rows`` (per row) is 0, or NaN for a row whose
-    log-softmax has a NaN (a NaN or ``+inf`` logit, every logit ``-inf``): ``0 log(sum)``, as
-    ``sum`` is then NaN, infinite or 0, and finite and at least 1 otherwise."""
-    s, e, se = _shifted(z)
+def _log_softmax_terms(z: Any, t: Any, safe: bool,
+                       bounds: tuple[float | None, float | None] | None) -> tuple[Any, Any, Any]:
+    """``(-t log_softmax, exp(s), sum(exp(s)))``; ``safe``: the terms are 0 where ``t = 0``,
+    even at a ``-inf`` logit, except in a row whose log-softmax has a NaN (a NaN or ``+inf``
+    logit, every logit ``-inf``), where they are ``0 log(sum)``: NaN, as ``sum`` is then NaN,
+    infinite or 0 (and finite and at least 1 otherwise), so the row's value is NaN as the
+    declaration's."""
+    s, e, se = _shifted(z, t, bounds)
     lse = jnp.log(se)
     terms = -(t * (s - lse))
     if safe:
-        terms = jnp.where(t == 0, jnp.zeros((), terms.dtype), terms)
-    return terms, e, se, 0 * lse[..., 0]
+        terms = jnp.where(t == 0, 0 * lse, terms)
+    return terms, e, se
 
 
-def _ce_grad(z: Any, t: Any) -> Any:
-    _, e, se = _shifted(z)
+def _ce_grad(z: Any, t: Any, bounds: tuple[float | None, float | None] | None = None) -> Any:
+    _, e, se = _shifted(z, t, bounds)
     return e * (jnp.sum(t, axis=-1, keepdims=True) / se) - t
 
 
@@ -102,34 +120,37 @@ def _ce_grad_ids(z: Any, ids: Any) -> Any:
     return e / se - (jnp.arange(z.shape[-1]) == ids[..., None]).astype(z.dtype)
 
 
-def _ce_value(z: Any, t: Any, safe: bool) -> Any:
-    terms, _, _, nan_rows = _log_softmax_terms(z, t, safe)
-    # unsafe, a NaN log-softmax reaches the sum through its term
-    return jnp.sum(terms, axis=-1) + nan_rows if safe else jnp.sum(terms, axis=-1)
+def _ce_value(z: Any, t: Any, safe: bool,
+              bounds: tuple[float | None, float | None] | None) -> Any:
+    return jnp.sum(_log_softmax_terms(z, t, safe, bounds)[0], axis=-1)
 
 
 softmax_cross_entropy = JaxKernel(
-    value=lambda z, t: _ce_value(z, t, False),
-    grad=_ce_grad, scales=_softmax_scales, value_ids=_ce_value_ids, grad_ids=_ce_grad_ids)
+    value=lambda z, t, bounds=None: _ce_value(z, t, False, bounds),
+    grad=_ce_grad, scales=_softmax_scales, value_ids=_ce_value_ids, grad_ids=_ce_grad_ids,
+    checks_rows=True)
 
 safe_softmax_cross_entropy = JaxKernel(
-    value=lambda z, t: _ce_value(z, t, True),
-    grad=_ce_grad, scales=_softmax_scales)
+    value=lambda z, t, bounds=None: _ce_value(z, t, True, bounds),
+    grad=_ce_grad, scales=_softmax_scales, checks_rows=True)
 
 
-def _poly_value(z: Any, t: Any, epsilon: float) -> Any:
-    terms, e, se, nan_rows = _log_softmax_terms(z, t, True)
-    return jnp.sum(terms + epsilon * (t * (1 - e / se)), axis=-1) + nan_rows
+def _poly_value(z: Any, t: Any, epsilon: float,
+                bounds: tuple[float | None, float | None] | None = None) -> Any:
+    terms, e, se = _log_softmax_terms(z, t, True, bounds)
+    return jnp.sum(terms + epsilon * (t * (1 - e / se)), axis=-1)
 
 
-def _poly_grad(z: Any, t: Any, epsilon: float) -> Any:
-    _, e, se = _shifted(z)
+def _poly_grad(z: Any, t: Any, epsilon: float,
+               bounds: tuple[float | None, float | None] | None = None) -> Any:
+    _, e, se = _shifted(z, t, bounds)
     p = e / se
     gap = jnp.sum(t * p, axis=-1, keepdims=True) - t
     return p * jnp.sum(t, axis=-1, keepdims=True) - t + epsilon * (p * gap)
 
 
-poly_loss_cross_entropy = JaxKernel(value=_poly_value, grad=_poly_grad, scales=_softmax_scales)
+poly_loss_cross_entropy = JaxKernel(value=_poly_value, grad=_poly_grad, scales=_softmax_scales,
+                                    checks_rows=True)
 
 
 # --------------------------------------------------------------------------------------------
