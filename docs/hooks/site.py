@@ -92,7 +92,13 @@ def cli_help() -> str:
     return "\n".join(parts)
 
 
+# pages whose tables need the table of contents' room (their rows link to the sections anyway)
+WIDE_PAGES = frozenset({"parity.md"})
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
+    if page.file.src_uri in WIDE_PAGES:
+        page.meta["hide"] = [*page.meta.get("hide", ()), "toc"]
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_help())
     return table_code(repository_links(markdown))

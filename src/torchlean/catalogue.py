@@ -150,18 +150,17 @@ def _differs(decl: LossDeclaration) -> str:
 
 def parity_table(decls: Iterable[LossDeclaration]) -> str:
     """One row per loss with a PyTorch reference: the PyTorch expression with the same value,
-    the criterion class, the optax-compatible functions and the branch regions where PyTorch's
-    value or gradient is declared to differ; each row links to the loss's notes below it."""
-    from torchlean.interop.criterion_names import criterion_class_name
-
-    lines = ["| loss | PyTorch expression with the same value | criterion | optax | "
-             "PyTorch differs in |", "|---|---|---|---|---|"]
+    the optax-compatible functions and the branch regions where PyTorch's value or gradient is
+    declared to differ; each row links to the loss's notes below it. The criterion classes are
+    in the ``criteria`` table, not repeated here (four columns fit the page)."""
+    lines = ["| loss | PyTorch expression with the same value | optax | PyTorch differs in |",
+             "|---|---|---|---|"]
     for d in decls:
         if d.torch_reference is None:
             continue
         optax = ", ".join(f"`{f}`" for f in optax_functions().get(d.name, ())) or "none"
-        lines.append(f"| [`{d.name}`](#{d.name}) | {_code(d.torch_text)} | "
-                     f"`{criterion_class_name(d)}` | {optax} | {_differs(d)} |")
+        lines.append(f"| [`{d.name}`](#{d.name}) | {_code(d.torch_text)} | {optax} | "
+                     f"{_differs(d)} |")
     return "\n".join(lines) + "\n"
 
 
