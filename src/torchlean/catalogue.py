@@ -73,22 +73,18 @@ def _params(decl: LossDeclaration) -> str:
 
 
 def loss_table(decls: Iterable[LossDeclaration]) -> str:
-    """One row per loss: its kind and reduction, value, derivative w.r.t. ``predicted``, the
-    derivative chosen at each kink, the second derivative and its sign, the PyTorch expression
-    with the same value, its parameters with their defaults and its domain, as the declaration
-    states them."""
+    """One row per loss: its kind and reduction, value, derivative w.r.t. ``predicted`` and
+    parameters with their defaults, as the declaration states them. The rest of a declaration
+    (kinks, second derivative, domain, equivalents) is on the loss's gallery page and the PyTorch
+    expressions in the ``parity`` table: each is stated once."""
     lines = [
-        "| loss | kind, reduction | value | derivative w.r.t. `predicted` | kinks: derivative "
-        "chosen | second derivative (sign) | PyTorch equivalent | parameters | domain |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| loss | kind, reduction | value | derivative w.r.t. `predicted` | parameters |",
+        "|---|---|---|---|---|",
     ]
     for d in decls:
-        second = (f"{_code(d.second_text)} ({d.hessian_sign})" if d.has_second
-                  else "not declared")
         lines.append(
             f"| `{d.name}` | {d.kind}, {d.reduction} | {_code(d.formula)} | "
-            f"{_code(d.derivative_text)} | {_cell(d.kink_text)} | {second} | "
-            f"{_code(d.torch_text)} | {_params(d)} | {_cell(d.domain.text)} |"
+            f"{_code(d.derivative_text)} | {_params(d)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -96,7 +92,7 @@ def loss_table(decls: Iterable[LossDeclaration]) -> str:
 def loss_names(decls: Iterable[LossDeclaration]) -> str:
     """The names, as one sentence linking to the table."""
     names = ", ".join(f"`{d.name}`" for d in decls)
-    text = (f"The losses: {names} (formulas, derivatives, kinks and PyTorch equivalents in "
+    text = (f"The losses: {names} (formulas and derivatives in "
             f"[docs/semantics.md](docs/semantics.md#the-losses)).")
     return textwrap.fill(text, width=_WIDTH, break_long_words=False,
                          break_on_hyphens=False) + "\n"
