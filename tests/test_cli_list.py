@@ -62,7 +62,8 @@ def test_the_catalogue_lists_every_loss_with_its_parameters(
         assert f"{decl.kind}, {decl.reduction}" in rows[name]
         for key, default in decl.params.items():
             assert f"{key}={default!r}" in rows[name]
-        assert decl.formula.splitlines()[0] in rows[name]
+        # a loss declared elsewhere in the session may have no formula
+        assert (decl.formula.splitlines() or [""])[0] in rows[name]
     assert "delta=1.0" in rows["huber"] and "gamma=2.0, alpha=0.25" in rows["binary_focal"]
 
 
@@ -87,4 +88,6 @@ def test_the_command_prints_plain_text_to_a_pipe() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     plain(done.stdout)
-    assert len(done.stdout.splitlines()) == len(torchlean.LOSSES) + 1
+    # a fresh interpreter has the package's losses only (tests may have declared more here)
+    own = [d for d in torchlean.LOSSES.values() if d.origin == "torchlean"]
+    assert len(done.stdout.splitlines()) == len(own) + 1
