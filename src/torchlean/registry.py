@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from torchlean.errors import ParameterError
 from torchlean.spec.core.declaration import REGISTRY, LossDeclaration, set_value_and_deriv
 from torchlean.spec.layers import boosting as _boosting_losses  # noqa: F401  (declares them)
@@ -56,6 +58,12 @@ def value_and_deriv(name: str, predicted: Any, target: Any, /, **params: Any) ->
     :class:`~torchlean.errors.BackendError`. Tensors without data (the meta device, fake
     tensors) skip the domain check, which needs the values.
     """
+    if type(predicted) is np.ndarray and type(target) is np.ndarray:
+        plan = _plan(name, params)
+        if plan is not None:
+            out = plan(predicted, target)
+            if out is not None:
+                return out
     entry = get_loss(name)
     kwargs = entry.bind_params(params)
     torch = _torch_of(predicted, target)
@@ -70,6 +78,39 @@ def value_and_deriv(name: str, predicted: Any, target: Any, /, **params: Any) ->
 
             return tracked_value_and_deriv(entry.name, kwargs, predicted, target)
     return compute_value_and_deriv(entry.name, predicted, target, kwargs)
+
+
+#: per (loss, keyword parameters): the fast NumPy plan (kernels.numpy_path.Plan) of the first
+#: call, with the declaration it was made for, or None where no fast path applies
+_PLANS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _plan(name: str, params: dict[str, Any]) -> Any:
+    """The cached plan of ``value_and_deriv(name, ..., **params)`` on NumPy arrays, made on
+    first use (the parameters are checked then, once); None where none applies (unhashable
+    or context parameters, no kernel, no numba), and the ordinary path decides."""
+    try:
+        key = (name, *sorted(params.items())) if params else name
+        hit = _PLANS.get(key)
+    except TypeError:
+        return None
+    entry = LOSSES.get(name) if isinstance(name, str) else None
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    if entry is None or params.get("ctx") is not None:
+        return None
+    from torchlean.kernels import _kernels, enabled
+
+    if not enabled() or not _kernels():
+        return None  # decided again on a later call: kernels may come back on
+    from torchlean.kernels.kernel import resolve
+    from torchlean.kernels.numpy_path import Plan
+
+    kwargs = entry.bind_params(params)
+    kern = resolve(entry)
+    plan = None if kern is None else Plan(entry, kern, kwargs)
+    _PLANS[key] = (entry, plan)
+    return plan
 
 
 def compute_value_and_deriv(name: str, predicted: Any, target: Any,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "cosine",
+__all__ = ["BLOCK", "POOL_MIN_BYTES", "SERIAL_BELOW", "SERIAL_BELOW_HEAVY", "Plan", "cosine",
            "elementwise", "logits", "release_pool", "value_and_deriv"]
 
 #: elements per block for layouts that are read through a contiguous copy
@@ -256,3 +256,73 @@ def value_and_deriv(decl: Any, kern: Any, p: np.ndarray, t: np.ndarray,
     if out is None:
         return None
     return _finish(out[0], out[1], dtype)
+
+
+#: a float32 value at least this large rounds to infinity (the midpoint of FLT_MAX and 2**128)
+_F32_OVERFLOW = 3.4028235677973366e38
+
+
+class Plan:
+    """:func:`value_and_deriv` for one declaration and one set of keyword parameters, resolved
+    and checked once (the kernel, its compiled loops, the validated parameters), so that a
+    call on small arrays costs little more than the loop: ``plan(p, t)`` takes NumPy arrays of
+    one float dtype, the same shape and C order, and returns ``(value, derivative)``, or None
+    for anything else (another dtype or layout, no element, a target outside the checked
+    domain, kernels switched off), which :func:`value_and_deriv` and the spec then handle."""
+
+    __slots__ = ("check", "decl", "kern", "loops", "mean", "params", "serial_below")
+
+    def __init__(self, decl: Any, kern: Any, kwargs: dict[str, Any]) -> None:
+        from torchlean.kernels.kernel import Elementwise
+        from torchlean.kernels.skeleton import build
+
+        self.decl, self.kern = decl, kern
+        self.params = tuple(decl.checked_params(kwargs).values())
+        self.check = bool(kwargs.get("check_domain", True))
+        self.serial_below = SERIAL_BELOW_HEAVY if kern.heavy else SERIAL_BELOW
+        self.mean = decl.reduction == "mean"
+        self.loops = None
+        if isinstance(kern, Elementwise):
+            dom = decl.domain
+            self.loops = build(kern, len(self.params), dom.target_lo, dom.target_hi)
+
+    def __call__(self, p: np.ndarray, t: np.ndarray) -> tuple[Any, Any] | None:
+        kernels = _KERNELS or _load_kernels()
+        dtype = p.dtype
+        if (not kernels.enabled() or not kernels._numba or dtype not in _FLOATS or t.dtype != dtype
+                or p.shape != t.shape or p.size == 0 or p.ndim == 0
+                or not (p.flags.c_contiguous and t.flags.c_contiguous)):
+            return None
+        parallel = p.size >= self.serial_below
+        if self.loops is None:
+            out = self.kern.run(self.decl, p, t, self.params, self.check, parallel)
+            if out is None:
+                return None
+            value, g = out
+        else:
+            g = _alloc(p.shape, dtype, "C")
+            n = float(p.size) if self.mean else 1.0
+            if p.ndim != 1:
+                p, t, flat = p.reshape(-1), t.reshape(-1), g.reshape(-1)
+            else:
+                flat = g
+            s, bad = kernels.kernel_set(self.loops, parallel)(p, t, flat, n, self.check,
+                                                              self.params)
+            if bad:
+                return None
+            value = s / n
+        if dtype == np.float32 and abs(value) >= _F32_OVERFLOW:
+            return np.float32(math.copysign(math.inf, value)), g  # as the spec: no warning
+        return dtype.type(value), g
+
+
+_KERNELS: Any = None
+
+
+def _load_kernels() -> Any:
+    """:mod:`torchlean.kernels`, imported once on a plan's first call (it imports this module)."""
+    global _KERNELS
+    import torchlean.kernels as kernels
+
+    _KERNELS = kernels
+    return kernels
