@@ -90,7 +90,8 @@ def _plan(name: str, params: dict[str, Any]) -> Any:
     first use (the parameters are checked then, once); None where none applies (unhashable
     or context parameters, no kernel, no numba), and the ordinary path decides."""
     try:
-        key = (name, *sorted(params.items())) if params else name
+        # the types too: True == 1 == 1.0 as keys, but a validator may refuse one of them
+        key = (name, *((k, type(v), v) for k, v in sorted(params.items()))) if params else name
         hit = _PLANS.get(key)
     except TypeError:
         return None
