@@ -16,6 +16,11 @@ directly) is one of:
   elementwise kernel takes. The term is compiled by numba (``inline="always"``) inside the
   skeleton, so it may call only what numba compiles (:mod:`torchlean.kernels.vmath`,
   :mod:`torchlean.kernels.scalar`, ``math``).
+  A kernel may add a **single** term of the same signature, compiled into its own copy of the
+  skeleton and run instead of ``term`` when ``predicted`` and ``target`` are float32: a cheaper
+  float64 form (fewer divisions and transcendental calls, exact shortcuts that hold for
+  float32 operands) whose results round to float32 as the spec's do; the tests hold it to the
+  same 1-ulp bound.
 - :class:`Special`, a slice or whole loss's own kernel (``run`` lays out the arrays and calls
   its compiled functions).
 
@@ -58,6 +63,8 @@ class Elementwise:
     #: float64 derivative bound, in ulps of the element (or of ``scales``'s magnitude)
     deriv_ulps: int = 2
     scales: Scales | None = None
+    #: the all-float32 term (see the module docstring), or None: ``term`` serves float32 too
+    single: Callable[..., tuple[float, float]] | None = None
 
     def run(self, decl: Any, p: np.ndarray, t: np.ndarray, params: tuple[float, ...],
             check: bool, parallel: bool) -> Result:
@@ -87,13 +94,15 @@ Kernel = Elementwise | Special
 
 
 def elementwise(*, heavy: bool = False, torch: str | Callable[..., Result] | None = None,
-                deriv_ulps: int = 2,
-                scales: Scales | None = None) -> Callable[[Callable[..., Any]], Elementwise]:
+                deriv_ulps: int = 2, scales: Scales | None = None,
+                single: Callable[..., Any] | None = None,
+                ) -> Callable[[Callable[..., Any]], Elementwise]:
     """Decorate a scalar term: the result is the :class:`Elementwise` kernel a declaration
-    names (``kernel="mymodule:my_term"``)."""
+    names (``kernel="mymodule:my_term"``); ``single``, the optional all-float32 term."""
 
     def wrap(term: Callable[..., Any]) -> Elementwise:
-        return Elementwise(term, heavy=heavy, torch=torch, deriv_ulps=deriv_ulps, scales=scales)
+        return Elementwise(term, heavy=heavy, torch=torch, deriv_ulps=deriv_ulps, scales=scales,
+                           single=single)
 
     return wrap
 

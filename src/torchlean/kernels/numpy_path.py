@@ -36,7 +36,8 @@ SERIAL_BELOW_HEAVY = 1 << 14
 #: derivatives at least this large are carved from a recycled per-thread buffer (see _alloc)
 POOL_MIN_BYTES = 1 << 22
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_F32 = np.dtype(np.float32)
+_FLOATS = (_F32, np.dtype(np.float64))
 _POOL = threading.local()
 
 
@@ -145,7 +146,7 @@ def elementwise(kern: Any, decl: Any, p: np.ndarray, t: np.ndarray, params: tupl
     from torchlean.kernels.skeleton import build
 
     dom = decl.domain
-    built = build(kern, len(params), dom.target_lo, dom.target_hi)
+    built = build(kern, len(params), dom.target_lo, dom.target_hi, p.dtype == _F32)
     n = float(max(p.size, 1)) if decl.reduction == "mean" else 1.0
     (s, bad), g = _elementwise(kernel_set(built, parallel), p, t, n, (check, params))
     if bad:
@@ -270,7 +271,7 @@ class Plan:
     for anything else (another dtype or layout, no element, a target outside the checked
     domain, kernels switched off), which :func:`value_and_deriv` and the spec then handle."""
 
-    __slots__ = ("check", "decl", "kern", "loops", "mean", "params", "serial_below")
+    __slots__ = ("check", "decl", "kern", "loops", "loops32", "mean", "params", "serial_below")
 
     def __init__(self, decl: Any, kern: Any, kwargs: dict[str, Any]) -> None:
         from torchlean.kernels.kernel import Elementwise
@@ -281,10 +282,12 @@ class Plan:
         self.check = bool(kwargs.get("check_domain", True))
         self.serial_below = SERIAL_BELOW_HEAVY if kern.heavy else SERIAL_BELOW
         self.mean = decl.reduction == "mean"
-        self.loops = None
+        self.loops = self.loops32 = None
         if isinstance(kern, Elementwise):
             dom = decl.domain
             self.loops = build(kern, len(self.params), dom.target_lo, dom.target_hi)
+            # float32 operands: the kernel's single term where it has one
+            self.loops32 = build(kern, len(self.params), dom.target_lo, dom.target_hi, True)
 
     def __call__(self, p: np.ndarray, t: np.ndarray) -> tuple[Any, Any] | None:
         kernels = _KERNELS or _load_kernels()
@@ -306,8 +309,8 @@ class Plan:
                 p, t, flat = p.reshape(-1), t.reshape(-1), g.reshape(-1)
             else:
                 flat = g
-            s, bad = kernels.kernel_set(self.loops, parallel)(p, t, flat, n, self.check,
-                                                              self.params)
+            loops = self.loops32 if dtype == _F32 else self.loops
+            s, bad = kernels.kernel_set(loops, parallel)(p, t, flat, n, self.check, self.params)
             if bad:
                 return None
             value = s / n

@@ -1,6 +1,6 @@
 """Scalar helpers the kernels' terms call (numba, inlined): the spec's ``sign``, its
-NaN-propagating clamp and its clipped logarithms, and the logistic objective's gradient and
-Hessian from one exponential, in float64."""
+NaN-propagating clamp and its clipped logarithms (for float32 operands too), and the logistic
+objective's gradient and Hessian from one exponential, in float64."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from numba import njit
 
 from torchlean.kernels import vmath
 
-__all__ = ["clamp", "log_clipped", "logistic_from_exp", "sign"]
+__all__ = ["clamp", "log_clipped", "log_clipped_single", "logistic_from_exp", "sign"]
 
 
 @njit(inline="always")
@@ -35,6 +35,25 @@ def log_clipped(x: float, eps: float, hi: float) -> tuple[float, float]:
     la = vmath.log(q if low else r)
     lb = vmath.log1p(-q if low else -r)
     return (la if low else lb), (lb if low else la)
+
+
+@njit(inline="always")
+def log_clipped_single(p: float, eps: float) -> tuple[float, float]:
+    """The spec's ``(log(q), log(1 - q))``, ``q = clamp(p, eps, 1 - eps)``, for a float32
+    ``p``, from ``log(p)`` and ``log(1 - p)`` and no ``log1p``: ``1 - p`` is exact for
+    ``p >= 2**-30`` (a float32 has 24 bits), so the spec's ``log1p(-(1 - p))`` is ``log(p)`` to
+    the bit and its ``log1p(-p)`` is ``log(1 - p)``; below, ``log1p(-p) = -p - p**2/2`` to
+    ``2**-60``; a clamped ``p`` takes the spec's own constants."""
+    l_lo = vmath.log(eps)
+    l_hi = vmath.log1p(-eps)
+    lq = vmath.log(p)
+    l1q = vmath.log(1.0 - p)
+    l1q = (-p - 0.5 * p * p) if p < 9.313225746154785e-10 else l1q  # 2**-30
+    low = p < eps
+    high = 1.0 - p < eps
+    lq = l_lo if low else (l_hi if high else lq)
+    l1q = l_hi if low else (l_lo if high else l1q)
+    return lq, l1q
 
 
 @njit(inline="always")

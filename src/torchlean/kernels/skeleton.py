@@ -107,26 +107,26 @@ _JIT_TERM = {"inline": "always", "error_model": "numpy"}
 
 
 def build(kern: Elementwise, arity: int, lo: float | None = None,
-          hi: float | None = None) -> types.SimpleNamespace:
-    """The skeleton compiled around ``kern.term`` (taking ``arity`` parameters), counting
-    targets outside ``[lo, hi]`` when either bound is given: ``PARALLEL`` (over numba's thread
-    pool) and ``SERIAL`` (its single-threaded twin, the same bits), as
-    :func:`torchlean.kernels.kernel_set` expects. Cached per term and domain; compiled lazily
-    (first call per dtype)."""
-    key = (kern, arity, lo, hi)
+          hi: float | None = None, single: bool = False) -> types.SimpleNamespace:
+    """The skeleton compiled around ``kern.term`` (``kern.single`` when ``single`` and the
+    kernel has one; taking ``arity`` parameters), counting targets outside ``[lo, hi]`` when
+    either bound is given: ``PARALLEL`` (over numba's thread pool) and ``SERIAL`` (its
+    single-threaded twin, the same bits), as :func:`torchlean.kernels.kernel_set` expects.
+    Cached per term and domain; compiled lazily (first call per dtype)."""
+    term = kern.single if single and kern.single is not None else kern.term
+    key = (kern, term, arity, lo, hi)
     built = _BUILT.get(key)
     if built is not None:
         return built
     with _LOCK:
         built = _BUILT.get(key)
         if built is None:
-            built = _BUILT[key] = _compile(kern, arity, lo, hi)
+            built = _BUILT[key] = _compile(term, arity, lo, hi)
     return built
 
 
-def _compile(kern: Elementwise, arity: int, lo: float | None,
+def _compile(term: Any, arity: int, lo: float | None,
              hi: float | None) -> types.SimpleNamespace:
-    term = kern.term
     _check_arity(term, arity)
     checked = lo is not None or hi is not None
     jitted = njit(**_JIT_TERM)(term)

@@ -23,7 +23,7 @@ from torchlean.kernels.kernel import Special, elementwise
 
 try:
     from torchlean.kernels import vmath
-    from torchlean.kernels.scalar import clamp, log_clipped, sign
+    from torchlean.kernels.scalar import clamp, log_clipped, log_clipped_single, sign
 except ImportError:  # no numba: the terms never compile, and the torch ops below still serve
     pass
 
@@ -68,7 +68,14 @@ def pseudo_huber(p: float, t: float, n: float, delta: float) -> tuple[float, flo
     return v, g / n
 
 
-@elementwise(heavy=True, torch=_OPS + "cross_entropy")
+def _cross_entropy_single(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
+    # cross_entropy's results on float32 operands from one log and one division
+    lq, _ = log_clipped_single(p, eps)
+    gi = -t / (p * n) if (eps < p and eps < 1.0 - p) else 0.0
+    return -(t * lq), (gi if (p == p and t == t) else math.nan)
+
+
+@elementwise(heavy=True, torch=_OPS + "cross_entropy", single=_cross_entropy_single)
 def cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
     # derivative -t / p / n strictly inside (eps < p and eps < 1 - p), else 0; NaN in, NaN out
     hi = 1.0 - eps
@@ -95,7 +102,23 @@ def _poisson_scales(p: np.ndarray, t: np.ndarray,
     return (e + np.abs(t)) / n, float(np.mean(e + np.abs(t * p))) if p.size else 0.0
 
 
-@elementwise(heavy=True, torch=_OPS + "poisson", deriv_ulps=3, scales=_poisson_scales)
+def _poisson_single(p: float, t: float, n: float) -> tuple[float, float]:
+    # e**p = c (1 + q) (c a power of two): e**p - t as c q + (c - t), accurate where it cancels
+    # (c - t exact for t within a factor 2 of c) without the spec's second form; one range
+    # reduction, no division. c is normal for |p| <= 700; beyond, exp's own 0 and infinity.
+    c, q = vmath.exp_split(p)
+    cq = c * q
+    e = cq + c
+    g = cq + (c - t)
+    e = math.inf if p > vmath.EXP_OVERFLOW else e
+    e = 0.0 if p < vmath.EXP_UNDERFLOW else e
+    g = (e - t) if abs(p) > 700.0 else g
+    g = p if p != p else g
+    return e - t * p, g * (1.0 / n)
+
+
+@elementwise(heavy=True, torch=_OPS + "poisson", deriv_ulps=3, scales=_poisson_scales,
+             single=_poisson_single)
 def poisson(p: float, t: float, n: float) -> tuple[float, float]:
     # the derivative as the spec forms it: expm1(x) - (t - 1) for 1/2 <= t <= 2
     e = vmath.exp(p)
@@ -103,7 +126,40 @@ def poisson(p: float, t: float, n: float) -> tuple[float, float]:
     return e - t * p, ((vmath.expm1(p) - (t - 1.0)) if near_one else (e - t)) / n
 
 
-@elementwise(heavy=True, torch=_OPS + "log_cosh", deriv_ulps=8)
+_LN2 = 0.6931471805599453
+
+
+def _log_cosh_single(p: float, t: float, n: float) -> tuple[float, float]:
+    """``(log(cosh(d)), tanh(d) / n)`` from one range reduction, two divisions and one series.
+
+    With ``a = |d|`` and ``e**-a = c (1 + q)`` (:func:`vmath.exp_split`): below ``a = ln 2``,
+    ``w = expm1(-a) / (1 + e**-a) = -tanh(a / 2)`` (``c q + (c - 1)`` over ``c q + (c + 1)``),
+    ``log(cosh(a)) = 2 atanh(w**2)`` and ``tanh(a) = -2 w / (1 + w**2)``; from ``ln 2`` on,
+    with ``z = e**-2a``, ``log(cosh(a)) = a - ln 2 + 2 atanh(z / (2 + z))`` and
+    ``tanh(a) = (1 - z) / (1 + z)``. Both atanh arguments stay below 1/9, where
+    :func:`vmath.atanh2_small` is a short series; nothing cancels, so each result is within a
+    few float64 ulps, far inside a float32 ulp.
+    """
+    d = p - t
+    a = abs(d)
+    c, q = vmath.exp_split(-a)
+    cq = c * q
+    small = a < _LN2
+    e = cq + c
+    z = e * e
+    num = (cq + (c - 1.0)) if small else z
+    den = (cq + (c + 1.0)) if small else 2.0 + z
+    w = num / den
+    x = w * w if small else w
+    lg = vmath.atanh2_small(x)
+    val = lg if small else (a - _LN2) + lg
+    # one division for both forms (0 - 2 w: tanh(+0) is +0)
+    th = ((0.0 - (w + w)) if small else 1.0 - z) / (1.0 + (x if small else z))
+    th = -th if d < 0.0 else th
+    return (d, d) if d != d else (val, th * (1.0 / n))
+
+
+@elementwise(heavy=True, torch=_OPS + "log_cosh", deriv_ulps=8, single=_log_cosh_single)
 def log_cosh(p: float, t: float, n: float) -> tuple[float, float]:
     """``(log(cosh(d)), tanh(d) / n)`` from ONE ``expm1`` and ONE ``log1p``.
 
@@ -127,7 +183,16 @@ def log_cosh(p: float, t: float, n: float) -> tuple[float, float]:
     return val, th / n
 
 
-@elementwise(heavy=True, torch=_OPS + "binary_cross_entropy")
+def _binary_cross_entropy_single(p: float, t: float, n: float,
+                                 eps: float) -> tuple[float, float]:
+    # binary_cross_entropy's results on float32 operands from two logs and one division
+    lq, l1q = log_clipped_single(p, eps)
+    gi = (p - t) / (p * (1.0 - p) * n) if (eps < p and eps < 1.0 - p) else 0.0
+    return -(t * lq + (1.0 - t) * l1q), (gi if (p == p and t == t) else math.nan)
+
+
+@elementwise(heavy=True, torch=_OPS + "binary_cross_entropy",
+             single=_binary_cross_entropy_single)
 def binary_cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
     # derivative (p - t) / (p (1 - p)) / n strictly inside (as cross_entropy), else 0
     hi = 1.0 - eps

@@ -23,6 +23,9 @@ next term is below 2**-60 of the result on the reduced range):
   ``T = s**2/3 + s**4/5 + ...`` to ``s**20`` (``|s| <= 0.172``).
 - ``log1p(y) = log(u) + (y - (u - 1)) / u`` with ``u = 1 + y`` rounded: the second term restores
   what rounding ``1 + y`` lost.
+- ``atanh2_small(s) = 2 atanh(s) = log((1 + s) / (1 - s))`` for ``|s| <= 0.112``: the Taylor series
+  ``2 s (1 + s**2/3 + s**4/5 + ...)`` to ``s**16`` (the next term is below ``2**-55`` of the
+  result), no division.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "exp", "exp_expm1", "exp_split", "expm1", "log",
-           "log1p"]
+__all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "atanh2_small", "exp", "exp_expm1", "exp_split",
+           "expm1", "log", "log1p"]
 
 _LN2_HI = 0.6931471805598903  # ln 2 to 42 fraction bits: k * _LN2_HI is exact for |k| < 2**11
 _LN2_LO = 5.497923018708371e-14  # ln 2 - _LN2_HI
@@ -229,3 +232,18 @@ def log1p(y: float) -> float:
     v = -_INF if u == 0.0 else v
     v = _INF if y == _INF else v
     return v
+
+
+@njit(inline="always", error_model="numpy")
+def atanh2_small(s: float) -> float:
+    """``2 atanh(s)`` for ``|s| <= 0.112``, relative to itself (no cancellation, no division)."""
+    z = s * s
+    p = z * (1.0 / 17.0)
+    p = z * (p + 1.0 / 15.0)
+    p = z * (p + 1.0 / 13.0)
+    p = z * (p + 1.0 / 11.0)
+    p = z * (p + 1.0 / 9.0)
+    p = z * (p + 1.0 / 7.0)
+    p = z * (p + 1.0 / 5.0)
+    p = z * (p + 1.0 / 3.0)
+    return (s + s) + (s + s) * p
