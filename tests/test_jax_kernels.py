@@ -61,35 +61,29 @@ def _assert_within(decl: Any, kern: Any, dtype: str, label: str, p: np.ndarray, 
     assert np.all(np.abs(got_g - want_g) <= kern.ulps * eps * sg), label
 
 
+IDS = [d for d in DECLS if _load(d.jax_kernel).value_ids is not None]
+FORMS = [(d, False) for d in DECLS] + [(d, True) for d in IDS]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("decl", DECLS, ids=[d.name for d in DECLS])
-def test_kernel_equals_the_declaration(decl: Any, dtype: str) -> None:
+@pytest.mark.parametrize(("decl", "ids"), FORMS,
+                         ids=[d.name + ("-ids" if i else "") for d, i in FORMS])
+def test_kernel_equals_the_declaration(decl: Any, ids: bool, dtype: str) -> None:
+    # the id forms against the declaration on the one-hot rows of random class ids
     kern = _load(decl.jax_kernel)
     rng = np.random.default_rng(7)
     with jax.enable_x64(dtype == "float64"):
         for label, p, t in _cases(decl, rng):
             p, t = p.astype(dtype).astype(np.float64), t.astype(dtype).astype(np.float64)
-            pj, tj = jnp.asarray(p, dtype), jnp.asarray(t, dtype)
-            _assert_within(decl, kern, dtype, label, p, t, kern.value(pj, tj, **decl.params),
-                           kern.grad(pj, tj, **decl.params))
-
-
-IDS = [d for d in DECLS if _load(d.jax_kernel).value_ids is not None]
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("decl", IDS, ids=[d.name for d in IDS])
-def test_id_forms_equal_the_declaration_on_one_hot_rows(decl: Any, dtype: str) -> None:
-    kern = _load(decl.jax_kernel)
-    rng = np.random.default_rng(8)
-    with jax.enable_x64(dtype == "float64"):
-        for label, p, _ in _cases(decl, rng):
-            p = p.astype(dtype).astype(np.float64)
-            ids = rng.integers(0, p.shape[-1], size=p.shape[0])
-            t = np.eye(p.shape[-1])[ids]
-            pj, ij = jnp.asarray(p, dtype), jnp.asarray(ids, jnp.int32)
-            _assert_within(decl, kern, dtype, label, p, t, kern.value_ids(pj, ij, **decl.params),
-                           kern.grad_ids(pj, ij, **decl.params))
+            if ids:
+                labels = rng.integers(0, p.shape[-1], size=p.shape[0])
+                t = np.eye(p.shape[-1])[labels]
+                tj, value, grad = jnp.asarray(labels, jnp.int32), kern.value_ids, kern.grad_ids
+            else:
+                tj, value, grad = jnp.asarray(t, dtype), kern.value, kern.grad
+            pj = jnp.asarray(p, dtype)
+            _assert_within(decl, kern, dtype, label, p, t, value(pj, tj, **decl.params),
+                           grad(pj, tj, **decl.params))
 
 
 @pytest.mark.parametrize("decl", DECLS, ids=[d.name for d in DECLS])
