@@ -23,7 +23,7 @@ from torchlean.kernels.kernel import Special, elementwise
 
 try:
     from torchlean.kernels import vmath
-    from torchlean.kernels.scalar import clamp, log_clipped, log_clipped_single, sign
+    from torchlean.kernels.scalar import clamp, log_clipped, sign
 except ImportError:  # no numba: the terms never compile, and the torch ops below still serve
     pass
 
@@ -68,11 +68,24 @@ def pseudo_huber(p: float, t: float, n: float, delta: float) -> tuple[float, flo
     return v, g / n
 
 
+_TINY = 9.313225746154785e-10  # 2**-30: below, 1 - p is not exact in float64
+
+
 def _cross_entropy_single(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
-    # cross_entropy's results on float32 operands from one log and one division
-    lq, _ = log_clipped_single(p, eps)
-    gi = -t / (p * n) if (eps < p and eps < 1.0 - p) else 0.0
-    return -(t * lq), (gi if (p == p and t == t) else math.nan)
+    # cross_entropy's results on float32 operands (normal in float64) from one reduction and
+    # one division: r = 1 / ((2 + f) p n) serves log's s = f / (2 + f) and -t / (p n)
+    l_lo = vmath.log(eps)
+    l_hi = vmath.log1p(-eps)
+    e, f = vmath.log_split(p)
+    d = 2.0 + f
+    w = p * n
+    r = 1.0 / (d * w)
+    lq = vmath.log_from_split(e, f, w * r)
+    q = 1.0 - p
+    lq = l_lo if p < eps else (l_hi if q < eps else lq)
+    gi = -t * (d * r) if (eps < p and eps < q) else 0.0
+    v = -(t * lq)
+    return (p if p != p else v), (gi if (p == p and t == t) else math.nan)
 
 
 @elementwise(heavy=True, torch=_OPS + "cross_entropy", single=_cross_entropy_single)
@@ -185,10 +198,35 @@ def log_cosh(p: float, t: float, n: float) -> tuple[float, float]:
 
 def _binary_cross_entropy_single(p: float, t: float, n: float,
                                  eps: float) -> tuple[float, float]:
-    # binary_cross_entropy's results on float32 operands from two logs and one division
-    lq, l1q = log_clipped_single(p, eps)
-    gi = (p - t) / (p * (1.0 - p) * n) if (eps < p and eps < 1.0 - p) else 0.0
-    return -(t * lq + (1.0 - t) * l1q), (gi if (p == p and t == t) else math.nan)
+    """binary_cross_entropy's results on float32 operands from two reductions and ONE division.
+
+    ``1 - p`` is exact for ``p >= 2**-30`` (a float32 has 24 bits), so the spec's
+    ``log1p(-(1 - p))`` is ``log(p)`` and its ``log1p(-p)`` is ``log(1 - p)``; below,
+    ``log1p(-p) = -p - p**2/2`` to ``2**-60``. Strictly inside the clamp ``p`` and ``1 - p``
+    are positive normal float64 numbers, and ``r = 1 / ((2 + f_p) (2 + f_1p) p (1 - p) n)``
+    gives both logs' ``1 / (2 + f)`` and the derivative's ``1 / (p (1 - p) n)`` by
+    multiplications, each within a few float64 ulps; a clamped ``p`` takes the spec's own
+    constants and a zero derivative."""
+    l_lo = vmath.log(eps)
+    l_hi = vmath.log1p(-eps)
+    q = 1.0 - p
+    ea, fa = vmath.log_split(p)
+    eb, fb = vmath.log_split(q)
+    da = 2.0 + fa
+    db = 2.0 + fb
+    w = p * q * n
+    dab = da * db
+    r = 1.0 / (dab * w)
+    lq = vmath.log_from_split(ea, fa, (db * w) * r)
+    l1q = vmath.log_from_split(eb, fb, (da * w) * r)
+    l1q = (-p - 0.5 * p * p) if p < _TINY else l1q
+    low = p < eps
+    high = q < eps
+    lq = l_lo if low else (l_hi if high else lq)
+    l1q = l_hi if low else (l_lo if high else l1q)
+    gi = (p - t) * (dab * r) if (eps < p and eps < q) else 0.0
+    v = -(t * lq + (1.0 - t) * l1q)
+    return (p if p != p else v), (gi if (p == p and t == t) else math.nan)
 
 
 @elementwise(heavy=True, torch=_OPS + "binary_cross_entropy",

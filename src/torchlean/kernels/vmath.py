@@ -23,6 +23,9 @@ next term is below 2**-60 of the result on the reduced range):
   ``T = s**2/3 + s**4/5 + ...`` to ``s**20`` (``|s| <= 0.172``).
 - ``log1p(y) = log(u) + (y - (u - 1)) / u`` with ``u = 1 + y`` rounded: the second term restores
   what rounding ``1 + y`` lost.
+- ``log_split``/``log_from_split``: ``log`` in two halves for a caller that divides anyway and
+  shares one reciprocal between several divisions (``r`` near ``1 / (2 + f)``, a few ulps off
+  changes the result by a few ulps of ``f**2``); positive normal arguments only.
 - ``atanh2_small(s) = 2 atanh(s) = log((1 + s) / (1 - s))`` for ``|s| <= 0.112``: the Taylor series
   ``2 s (1 + s**2/3 + s**4/5 + ...)`` to ``s**16`` (the next term is below ``2**-55`` of the
   result), no division.
@@ -37,7 +40,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "atanh2_small", "exp", "exp_expm1", "exp_split",
-           "expm1", "log", "log1p"]
+           "expm1", "log", "log1p", "log_from_split", "log_split"]
 
 _LN2_HI = 0.6931471805598903  # ln 2 to 42 fraction bits: k * _LN2_HI is exact for |k| < 2**11
 _LN2_LO = 5.497923018708371e-14  # ln 2 - _LN2_HI
@@ -220,6 +223,37 @@ def log(x: float) -> float:
     y = -_INF if x == 0.0 else y
     y = _NAN if x < 0.0 else y
     return x if x != x else y
+
+
+@njit(inline="always", error_model="numpy")
+def log_split(x: float) -> tuple[float, float]:
+    """``(e, f)`` with ``x = 2**e (1 + f)``, ``e`` integral and ``1 + f`` in
+    ``[sqrt(1/2), sqrt(2))``, for a positive normal ``x`` (anything else: meaningless, for the
+    caller to select away); :func:`log`'s reduction."""
+    b = _bits(x)
+    m = _float((b & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)  # in [1, 2)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    return float(((b >> 52) & 0x7FF) - 1023 + (1 if big else 0)), m - 1.0
+
+
+@njit(inline="always", error_model="numpy")
+def log_from_split(e: float, f: float, r: float) -> float:
+    """``log(2**e (1 + f))`` from :func:`log_split`'s ``(e, f)`` and ``r``, ``1 / (2 + f)`` to a
+    few ulps: :func:`log`'s series with ``s = f r``."""
+    s = f * r
+    z = s * s
+    t = z * (1.0 / 21.0)
+    t = z * (t + 1.0 / 19.0)
+    t = z * (t + 1.0 / 17.0)
+    t = z * (t + 1.0 / 15.0)
+    t = z * (t + 1.0 / 13.0)
+    t = z * (t + 1.0 / 11.0)
+    t = z * (t + 1.0 / 9.0)
+    t = z * (t + 1.0 / 7.0)
+    t = z * (t + 1.0 / 5.0)
+    t = z * (t + 1.0 / 3.0)
+    return e * _LN2_HI + ((f - s * (f - 2.0 * t)) + e * _LN2_LO)
 
 
 @njit(inline="always", error_model="numpy")
