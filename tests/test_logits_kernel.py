@@ -1,9 +1,10 @@
 """Cross-entropy on logits through the row kernels, held to the spec
-(``torchlean.kernels.disabled()``) where the short-row path (rows of at most ``SHORT``
-classes, processed across rows) differs in layout from the long-row one: several blocks and a
-partial last block, confident rows (softmax > 1/2, the spec's expm1 form), ties, NaN and
-infinities, and both dtypes. Bounds as in ``tests/test_kernels.py``: float32 within 1 ulp of
-the spec, float64 within 8 ulps of ``(softmax sum|t| + |t|) / n`` (the derivative cancels)."""
+(``torchlean.kernels.disabled()``) on each of the row paths (rows of at most ``SHORT`` classes
+processed across rows, of at most ``MID`` through one exponential loop per block, longer ones
+row by row): several blocks and a partial last block, confident rows (softmax > 1/2, the
+spec's expm1 form), ties, NaN and infinities, and both dtypes. Bounds as in
+``tests/test_kernels.py``: float32 within 1 ulp of the spec, float64 within 8 ulps of
+``(softmax sum|t| + |t|) / n`` (the derivative cancels)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def check(z: np.ndarray, t: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cols", [1, 2, 10, numba_kernels.SHORT, numba_kernels.SHORT + 1, 100])
+@pytest.mark.parametrize("cols", [1, 2, 10, numba_kernels.SHORT, numba_kernels.SHORT + 1, 100,
+                                  numba_kernels.MID, numba_kernels.MID + 1])
 def test_random_rows_match_the_spec(cols: int, dtype: str) -> None:
     # 3000 rows: several blocks of rows and a partial last one; the targets sum to 1 or 2
     rng = np.random.default_rng(cols)

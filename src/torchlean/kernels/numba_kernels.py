@@ -8,7 +8,7 @@ every element is computed in float64 and rounded once when stored, as the arrays
 spec does. The formulas restate those of :mod:`torchlean.spec.layers.loss` in scalar form;
 ``tests/test_kernels.py`` holds each kernel equal to the spec within the bounds stated in
 ``docs/performance.md``. Transcendental functions come from :mod:`.vmath` (vectorisable, about
-1 ulp), except libm's ``exp`` for float64 cross-entropy on logits.
+1 ulp).
 
 Loops run over blocks of ``CHUNK`` elements under ``prange``. Inside a block the loop is over a
 slice from index 0, so LLVM sees unit-stride, non-negative indexing and vectorises it; bodies
@@ -35,7 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba import types as nbtypes
+from numba.extending import intrinsic
 
 from torchlean.kernels import vmath
 
@@ -81,6 +84,17 @@ def pairwise(x):  # type: ignore[no-untyped-def]
 #: rows of at most this many classes go through :func:`_short_rows`
 SHORT = 16
 _BLOCK = {k: v for k, v in JIT.items() if k != "parallel"}
+# The exponential alone lets LLVM fuse a multiply and an add into one FMA (``contract``): its
+# polynomial at half the instructions, one rounding where there were two. The rest keeps the
+# spec's roundings: a fused value sum would differ from the spec's where it cancels.
+_EXP_JIT = {**_BLOCK, "fastmath": {"reassoc", "contract"}}
+
+
+@njit(**_EXP_JIT)
+def _exp_into(x, out):  # type: ignore[no-untyped-def]
+    """``out = exp(x)`` elementwise (:func:`vmath.exp`; ``x`` and ``out`` do not overlap)."""
+    for k in range(x.size):
+        out[k] = vmath.exp(x[k])
 
 
 @njit(**_BLOCK)
@@ -88,9 +102,7 @@ def _short_rows(z, t, g, r0, r1, n, narrow):  # type: ignore[no-untyped-def]
     """Rows ``r0:r1`` of at most :data:`SHORT` classes, transposed into float64 buffers
     (``buf[j * nr + i]`` is class ``j`` of row ``i``) so that every step runs across rows, in
     vector lanes: no loop is as short as a row and no row sum is a chain of dependent adds.
-    Returns the block's value sum. The same forms as :func:`cross_entropy_logits`; float32
-    output multiplies by ``mass / (1 + r)`` and ``1 / n`` (a float64 rounding each, which the
-    float32 rounding absorbs) where float64 output divides as the spec does."""
+    Returns the block's value sum. The same forms as :func:`cross_entropy_logits`."""
     cols = z.shape[1]
     nr = r1 - r0
     m = nr * cols
@@ -120,12 +132,7 @@ def _short_rows(z, t, g, r0, r1, n, narrow):  # type: ignore[no-untyped-def]
         sj = sb[j * nr:(j + 1) * nr]
         for i in range(nr):
             sj[i] = sj[i] - mx[i]
-    if narrow:
-        for k in range(m):
-            eb[k] = vmath.exp(sb[k])
-    else:
-        for k in range(m):
-            eb[k] = math.exp(sb[k])
+    _exp_into(sb, eb)
     below[:] = 0.0
     rest[:] = 0.0
     mass[:] = 0.0
@@ -155,19 +162,186 @@ def _short_rows(z, t, g, r0, r1, n, narrow):  # type: ignore[no-untyped-def]
             y = yj[i]
             s = sj[i]
             v[i] += y * (s - below[i])
-            if narrow:
-                d = ej[i] * (mass[i] / rest[i]) - y
-                d = near[i] + (mass[i] - y) if (s == 0.0 and fix[i] != 0.0) else d
-                ej[i] = d * inv_n
-            else:
-                d = ej[i] / rest[i] * mass[i] - y
-                d = near[i] + (mass[i] - y) if (s == 0.0 and fix[i] != 0.0) else d
-                ej[i] = d / n
+            d = ej[i] * (mass[i] / rest[i]) - y
+            d = near[i] + (mass[i] - y) if (s == 0.0 and fix[i] != 0.0) else d
+            ej[i] = d * inv_n
     for i in range(nr):
         gr = g[r0 + i]
         for j in range(cols):
             gr[j] = eb[j * nr + i]
     return pairwise(v)
+
+
+#: rows of more than :data:`SHORT` classes go in blocks of about this many elements
+LONG_BLOCK = 4 * CHUNK
+#: rows of at most this many classes (and more than :data:`SHORT`) go through :func:`_mid_rows`:
+#: below, a row's scalar loop ends cost more than that kernel's extra passes over its buffers
+MID = 160
+_SIGN_OFF = 0x7FFFFFFFFFFFFFFF
+
+
+@intrinsic
+def _bits(typingctx, x):  # type: ignore[no-untyped-def]
+    """The IEEE bits of a float64 as an int64."""
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.IntType(64))
+    return nbtypes.int64(nbtypes.float64), codegen
+
+
+@intrinsic
+def _float(typingctx, b):  # type: ignore[no-untyped-def]
+    """The float64 with IEEE bits ``b``."""
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.bitcast(args[0], ir.DoubleType())
+    return nbtypes.float64(nbtypes.int64), codegen
+
+
+@njit(inline="always", error_model="numpy")
+def _order(b):  # type: ignore[no-untyped-def]
+    """Float64 bits mapped to an int64 ordered as the floats (an involution): negative floats'
+    magnitude bits flipped. NaN lands beyond the infinities."""
+    return b ^ ((b >> 63) & _SIGN_OFF)
+
+
+@njit(**_BLOCK)
+def _row_max(zr):  # type: ignore[no-untyped-def]
+    """The row's maximum, 0 where it is not finite (an infinity, or a NaN in the row: then the
+    whole row is NaN whatever the shift). An integer max over the ordered bits: LLVM vectorises
+    an integer max reduction, not a float compare-and-select one (NaN)."""
+    k = -_SIGN_OFF - 1
+    nan = 0
+    for j in range(zr.size):
+        x = np.float64(zr[j])
+        k = max(k, _order(_bits(x)))
+        nan += 0 if x == x else 1
+    m = _float(_order(k))
+    return m if (nan == 0 and abs(m) < math.inf) else 0.0
+
+
+@njit(**_BLOCK)
+def _long_rows(z, t, g, r0, r1, n):  # type: ignore[no-untyped-def]
+    """Rows ``r0:r1``: the forms of :func:`cross_entropy_logits`, three passes per row (the
+    maximum; ``exp`` into a float64 buffer and the sums; value and derivative), each a loop
+    LLVM vectorises. Returns the block's value sum."""
+    cols = z.shape[1]
+    # A row is summed in chunks of CHUNK, the chunk sums pairwise: a long row's sums (10**6
+    # classes) then stay as accurate as NumPy's pairwise ones, not a sequential sum's.
+    nc = (cols + CHUNK - 1) // CHUNK
+    sbuf = np.empty(cols)
+    buf = np.empty(cols)
+    sums = np.empty((4, nc))  # per chunk: below, rest, mass, value
+    inv_n = 1.0 / n
+    acc = 0.0
+    for i in range(r0, r1):
+        zr, tr, gr = z[i], t[i], g[i]
+        mx = _row_max(zr)
+        for c in range(nc):
+            j0 = c * CHUNK
+            j1 = min(j0 + CHUNK, cols)
+            zc, tc, sc, bc = zr[j0:j1], tr[j0:j1], sbuf[j0:j1], buf[j0:j1]
+            for j in range(j1 - j0):
+                sc[j] = np.float64(zc[j]) - mx
+            _exp_into(sc, bc)
+            below = 0.0
+            rest = 0.0
+            mass = 0.0
+            for j in range(j1 - j0):
+                s = sc[j]
+                e = bc[j]
+                neg = s < 0.0
+                below += e if neg else 0.0
+                rest += 0.0 if neg else e
+                mass += np.float64(tc[j])
+            sums[0, c] = below
+            sums[1, c] = rest
+            sums[2, c] = mass
+        r = pairwise(sums[0]) + (pairwise(sums[1]) - 1.0)
+        mass = pairwise(sums[2])
+        lse = vmath.log1p(r)
+        den = 1.0 + r
+        q = mass / den
+        # softmax > 1/2 only at a finite row's unique maximum (s = 0): the spec's form there
+        fix = 2.0 * (1.0 / den) > 1.0
+        near = mass * ((0.0 - r) / den)
+        for c in range(nc):
+            j0 = c * CHUNK
+            j1 = min(j0 + CHUNK, cols)
+            zc, tc, gc, bc = zr[j0:j1], tr[j0:j1], gr[j0:j1], buf[j0:j1]
+            v = 0.0
+            for j in range(j1 - j0):
+                y = np.float64(tc[j])
+                s = np.float64(zc[j]) - mx
+                v += y * (s - lse)
+                d = bc[j] * q - y
+                d = near + (mass - y) if (s == 0.0 and fix) else d
+                gc[j] = d * inv_n
+            sums[3, c] = v
+        acc += pairwise(sums[3])
+    return acc
+
+
+@njit(**_BLOCK)
+def _mid_rows(z, t, g, r0, r1, n):  # type: ignore[no-untyped-def]
+    """Rows ``r0:r1`` of at most :data:`MID` classes: the forms of :func:`_long_rows`, with the
+    shifted logits of all the block's rows in one float64 buffer so that ``exp`` runs as one
+    long vectorised loop (a loop per row would end each row in scalar iterations), and the
+    per-row scalars (``log1p`` among them) computed across rows. Returns the block's value
+    sum."""
+    cols = z.shape[1]
+    nr = r1 - r0
+    m = nr * cols
+    sb = np.empty(m)
+    eb = np.empty(m)
+    per_row = np.empty((8, nr))
+    mass, below, rest, lse = per_row[0], per_row[1], per_row[2], per_row[3]
+    q, near, fix, mxs = per_row[4], per_row[5], per_row[6], per_row[7]
+    for i in range(nr):
+        zr, tr = z[r0 + i], t[r0 + i]
+        mx = _row_max(zr)
+        mxs[i] = mx
+        si = sb[i * cols:(i + 1) * cols]
+        for j in range(cols):
+            si[j] = np.float64(zr[j]) - mx
+        w = 0.0
+        for j in range(cols):
+            w += np.float64(tr[j])
+        mass[i] = w
+    _exp_into(sb, eb)
+    for i in range(nr):
+        si, ei = sb[i * cols:(i + 1) * cols], eb[i * cols:(i + 1) * cols]
+        lo = 0.0
+        hi = 0.0
+        for j in range(cols):
+            e = ei[j]
+            neg = si[j] < 0.0
+            lo += e if neg else 0.0
+            hi += 0.0 if neg else e
+        below[i] = lo
+        rest[i] = hi
+    for i in range(nr):
+        r = below[i] + (rest[i] - 1.0)
+        den = 1.0 + r
+        lse[i] = vmath.log1p(r)
+        q[i] = mass[i] / den
+        # softmax > 1/2 only at a finite row's unique maximum (s = 0): the spec's form there
+        fix[i] = 1.0 if 2.0 * (1.0 / den) > 1.0 else 0.0
+        near[i] = mass[i] * ((0.0 - r) / den) + mass[i]
+    inv_n = 1.0 / n
+    acc = 0.0
+    for i in range(nr):
+        tr, gr = t[r0 + i], g[r0 + i]
+        si, ei = sb[i * cols:(i + 1) * cols], eb[i * cols:(i + 1) * cols]
+        li, qi, ni, fi = lse[i], q[i], near[i], fix[i] != 0.0
+        v = 0.0
+        for j in range(cols):
+            y = np.float64(tr[j])
+            s = si[j]
+            v += y * (s - li)
+            d = ei[j] * qi - y
+            d = ni - y if (s == 0.0 and fi) else d
+            gr[j] = d * inv_n
+        acc += v
+    return acc
 
 
 @_kernel
@@ -180,13 +354,15 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
     (mass - t)``, over ``n``. ``exp`` runs once per
     element: ``e`` waits in a float64 row buffer between the two passes over the row.
 
-    ``narrow`` (float32 output) takes :func:`vmath.exp`, which vectorises; float64 output keeps
-    libm's ``exp``: the derivative cancels (``softmax * mass - t``) and libm's ``exp`` agrees
-    with NumPy's (the spec's) to the last bit far more often, which keeps the cancelled result
-    within a few ulps of the spec's. In float32 the difference rounds away.
+    ``exp`` is :func:`vmath.exp` (vectorised, about 1 ulp) for both dtypes: the float64
+    derivative is held to ulps of ``(softmax sum|t| + |t|) / n``, the terms it subtracts, which
+    an ulp of ``exp`` stays well within. The derivative multiplies by ``mass / (1 + r)`` and
+    ``1 / n`` (one rounding each) where the spec divides.
 
     Rows of at most :data:`SHORT` classes go through :func:`_short_rows`, which works across
-    rows: per-row loops that short cost more than the row's arithmetic."""
+    rows: per-row loops that short cost more than the row's arithmetic; rows of at most
+    :data:`MID` through :func:`_mid_rows` (one ``exp`` loop per block of rows), longer ones
+    through :func:`_long_rows` (one per row)."""
     rows, cols = z.shape
     if cols <= SHORT:
         per = max(8, CHUNK // cols)
@@ -195,80 +371,20 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
         for b in prange(nb):
             parts[b] = _short_rows(z, t, g, b * per, min(b * per + per, rows), n, narrow)
         return pairwise(parts)
-    per = max(1, CHUNK // cols)
+    # blocks of about LONG_BLOCK elements: a block allocates its buffers once
+    per = max(1, LONG_BLOCK // cols)
     nb = (rows + per - 1) // per
-    # A row is summed in chunks of CHUNK, the chunk sums pairwise: a long row's sums (10**6
-    # classes) then stay as accurate as NumPy's pairwise ones, not a sequential sum's.
-    nc = (cols + CHUNK - 1) // CHUNK
     parts = np.zeros(nb)
-    for b in prange(nb):
-        r0 = b * per
-        r1 = min(r0 + per, rows)
-        buf = np.empty(cols)
-        sums = np.empty((4, nc))  # per chunk: below, rest, mass, value
-        acc = 0.0
-        for r in range(r0, r1):
-            zr, tr, gr = z[r], t[r], g[r]
-            mx = -math.inf
-            jm = 0
-            nan = False
-            for j in range(cols):
-                x = np.float64(zr[j])
-                nan = nan or x != x
-                jm = j if x > mx else jm
-                mx = x if x > mx else mx
-            if nan or not math.isfinite(mx):
-                mx = 0.0
-            for c in range(nc):
-                j0 = c * CHUNK
-                j1 = min(j0 + CHUNK, cols)
-                zc, tc, bc = zr[j0:j1], tr[j0:j1], buf[j0:j1]
-                below = 0.0
-                rest = 0.0
-                mass = 0.0
-                if narrow:
-                    for j in range(j1 - j0):
-                        sj = np.float64(zc[j]) - mx
-                        e = vmath.exp(sj)
-                        bc[j] = e
-                        neg = sj < 0.0
-                        below += e if neg else 0.0
-                        rest += 0.0 if neg else e
-                        mass += np.float64(tc[j])
-                else:
-                    for j in range(j1 - j0):
-                        sj = np.float64(zc[j]) - mx
-                        e = math.exp(sj)
-                        bc[j] = e
-                        neg = sj < 0.0
-                        below += e if neg else 0.0
-                        rest += 0.0 if neg else e
-                        mass += np.float64(tc[j])
-                sums[0, c] = below
-                sums[1, c] = rest
-                sums[2, c] = mass
-            r = pairwise(sums[0]) + (pairwise(sums[1]) - 1.0)
-            mass = pairwise(sums[2])
-            lse = vmath.log1p(r)
-            den = 1.0 + r
-            for c in range(nc):
-                j0 = c * CHUNK
-                j1 = min(j0 + CHUNK, cols)
-                zc, tc, gc, bc = zr[j0:j1], tr[j0:j1], gr[j0:j1], buf[j0:j1]
-                v = 0.0
-                for j in range(j1 - j0):
-                    y = np.float64(tc[j])
-                    v += y * ((np.float64(zc[j]) - mx) - lse)
-                    gc[j] = (bc[j] / den * mass - y) / n
-                sums[3, c] = v
-            acc += pairwise(sums[3])
-            # Where softmax > 1/2 (only a row's unique maximum can be) the spec uses the
-            # cancellation-free form mass (expm1(s) - r) / (1 + r) + (mass - t).
-            if 2.0 * (buf[jm] / den) > 1.0:
-                sj = np.float64(zr[jm]) - mx
-                y = np.float64(tr[jm])
-                gr[jm] = (mass * ((vmath.expm1(sj) - r) / den) + (mass - y)) / n
-        parts[b] = acc
+    if cols <= MID:
+        # smaller blocks: the two float64 buffers of a block stay in the L1 cache
+        per = max(1, 2 * CHUNK // cols)
+        nb = (rows + per - 1) // per
+        parts = np.zeros(nb)
+        for b in prange(nb):
+            parts[b] = _mid_rows(z, t, g, b * per, min(b * per + per, rows), n)
+    else:
+        for b in prange(nb):
+            parts[b] = _long_rows(z, t, g, b * per, min(b * per + per, rows), n)
     return pairwise(parts)
 
 
