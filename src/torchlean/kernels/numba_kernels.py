@@ -91,6 +91,24 @@ _EXP_JIT = {**_BLOCK, "fastmath": {"reassoc", "contract"}}
 
 
 @njit(**_EXP_JIT)
+def _exp_sums(zc, tc, mx, out):  # type: ignore[no-untyped-def]
+    """``out = exp(zc - mx)``; returns the sums of those with a negative shift, of the others,
+    and of ``tc`` (additions only: ``contract`` has nothing to fuse there)."""
+    below = 0.0
+    rest = 0.0
+    mass = 0.0
+    for j in range(zc.size):
+        s = np.float64(zc[j]) - mx
+        e = vmath.exp(s)
+        out[j] = e
+        neg = s < 0.0
+        below += e if neg else 0.0
+        rest += 0.0 if neg else e
+        mass += np.float64(tc[j])
+    return below, rest, mass
+
+
+@njit(**_EXP_JIT)
 def _exp_into(x, out):  # type: ignore[no-untyped-def]
     """``out = exp(x)`` elementwise (:func:`vmath.exp`; ``x`` and ``out`` do not overlap)."""
     for k in range(x.size):
@@ -227,7 +245,6 @@ def _long_rows(z, t, g, r0, r1, n):  # type: ignore[no-untyped-def]
     # A row is summed in chunks of CHUNK, the chunk sums pairwise: a long row's sums (10**6
     # classes) then stay as accurate as NumPy's pairwise ones, not a sequential sum's.
     nc = (cols + CHUNK - 1) // CHUNK
-    sbuf = np.empty(cols)
     buf = np.empty(cols)
     sums = np.empty((4, nc))  # per chunk: below, rest, mass, value
     inv_n = 1.0 / n
@@ -238,20 +255,7 @@ def _long_rows(z, t, g, r0, r1, n):  # type: ignore[no-untyped-def]
         for c in range(nc):
             j0 = c * CHUNK
             j1 = min(j0 + CHUNK, cols)
-            zc, tc, sc, bc = zr[j0:j1], tr[j0:j1], sbuf[j0:j1], buf[j0:j1]
-            for j in range(j1 - j0):
-                sc[j] = np.float64(zc[j]) - mx
-            _exp_into(sc, bc)
-            below = 0.0
-            rest = 0.0
-            mass = 0.0
-            for j in range(j1 - j0):
-                s = sc[j]
-                e = bc[j]
-                neg = s < 0.0
-                below += e if neg else 0.0
-                rest += 0.0 if neg else e
-                mass += np.float64(tc[j])
+            below, rest, mass = _exp_sums(zr[j0:j1], tr[j0:j1], mx, buf[j0:j1])
             sums[0, c] = below
             sums[1, c] = rest
             sums[2, c] = mass
