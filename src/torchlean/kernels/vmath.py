@@ -23,6 +23,9 @@ next term is below 2**-60 of the result on the reduced range):
   ``T = s**2/3 + s**4/5 + ...`` to ``s**20`` (``|s| <= 0.172``).
 - ``log1p(y) = log(u) + (y - (u - 1)) / u`` with ``u = 1 + y`` rounded: the second term restores
   what rounding ``1 + y`` lost.
+- ``exp_split_short``, ``atanh2_short``: :func:`exp_split` and :func:`atanh2_small` from shorter
+  polynomials (degree 8 in ``r``, 4 in ``s**2``; 2**-48 and 2**-50 of the result), for float32
+  results where nothing cancels.
 - ``log_split``/``log_from_split``: ``log`` in two halves for a caller that divides anyway and
   shares one reciprocal between several divisions (``r`` near ``1 / (2 + f)``, a few ulps off
   changes the result by a few ulps of ``f**2``), a shorter series (2**-50, for float32
@@ -40,8 +43,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "atanh2_small", "exp", "exp_expm1", "exp_split",
-           "expm1", "fence", "log", "log1p", "log_from_split", "log_split"]
+__all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "atanh2_short", "atanh2_small", "exp", "exp_expm1",
+           "exp_split", "exp_split_short", "expm1", "fence", "log", "log1p", "log_from_split",
+           "log_split"]
 
 _LN2_HI = 0.6931471805598903  # ln 2 to 42 fraction bits: k * _LN2_HI is exact for |k| < 2**11
 _LN2_LO = 5.497923018708371e-14  # ln 2 - _LN2_HI
@@ -207,6 +211,30 @@ def exp_split(x: float) -> tuple[float, float]:
     return _pow2(int(kf)), _expm1_reduced(r)
 
 
+# q(r) as above, the degree-8 interpolant: e**r - 1 within 13 ulps (2**-48) of itself
+_Q8S = (2.761380686153829e-07, 2.762511557828763e-06, 2.4801536388690766e-05,
+        0.00019841208732536384, 0.0013888888905881542, 0.008333333353729397,
+        0.04166666666665136, 0.1666666666664829, 0.5)
+
+
+@njit(inline="always", error_model="numpy")
+def exp_split_short(x: float) -> tuple[float, float]:
+    """:func:`exp_split` with ``q`` from a degree-8 polynomial, within 13 float64 ulps of
+    ``e**r - 1`` (2**-48): for a float32 result that nothing cancels (``c q + (c - y)`` near
+    its zero needs :func:`exp_split`)."""
+    xc = min(max(x, -700.0), 700.0)
+    kf, r = _reduce(xc)
+    p = _Q8S[0] * r + _Q8S[1]
+    p = p * r + _Q8S[2]
+    p = p * r + _Q8S[3]
+    p = p * r + _Q8S[4]
+    p = p * r + _Q8S[5]
+    p = p * r + _Q8S[6]
+    p = p * r + _Q8S[7]
+    p = p * r + _Q8S[8]
+    return _pow2(int(kf)), r + r * r * p
+
+
 @njit(inline="always", error_model="numpy")
 def log(x: float) -> float:
     """Natural logarithm (NaN below 0, ``-inf`` at 0)."""
@@ -299,3 +327,21 @@ def atanh2_small(s: float) -> float:
     p = z * (p + 1.0 / 5.0)
     p = z * (p + 1.0 / 3.0)
     return (s + s) + (s + s) * p
+
+
+# (atanh(s) / s - 1) / s**2 for s**2 <= 1.0001 / 81: the degree-4 Chebyshev interpolant in s**2,
+# highest degree first (mpmath.chebyfit at 40 digits)
+_A4 = (0.09332539862716478, 0.1110848611430959, 0.14285725889752582, 0.19999999982070588,
+       0.3333333333333776)
+
+
+@njit(inline="always", error_model="numpy")
+def atanh2_short(s: float) -> float:
+    """:func:`atanh2_small` for ``|s| <= 1/9``, within 3 float64 ulps (2**-50), from a degree-4
+    polynomial in ``s**2``: for results rounded to float32."""
+    z = s * s
+    p = _A4[0] * z + _A4[1]
+    p = p * z + _A4[2]
+    p = p * z + _A4[3]
+    p = p * z + _A4[4]
+    return (s + s) + (s + s) * (z * p)
