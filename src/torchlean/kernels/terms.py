@@ -52,7 +52,27 @@ def huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
             (d / delta / n if inside else sign(d) / n))
 
 
-@elementwise(heavy=True, torch=_OPS + "pseudo_huber")
+def _pseudo_huber_single(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
+    """pseudo_huber's results on float32 operands from one square root and two divisions.
+
+    ``k = |d| / delta`` below ``|d| = delta``, ``delta / |d|`` from there on (the spec's
+    ``m`` and ``q``, one of them per element), ``s = sqrt(1 + k**2)`` in ``[1, sqrt(2)]`` and
+    ``r = 1 / (s (s + 1))``, which gives ``1 / s = (s + 1) r`` and ``1 / (s + 1) = s r``. The
+    branch may differ from the spec's where ``|d| / delta`` rounds to 1; both forms are within a
+    few float64 ulps there. Squares of float32 magnitudes stay far inside float64's range."""
+    d = p - t
+    ad = abs(d)
+    small = ad < delta  # NaN: the second form, which keeps it
+    k = (ad if small else delta) / (delta if small else ad)
+    s = math.sqrt(1.0 + k * k)
+    r = 1.0 / (s * (s + 1.0))
+    inv_s = (s + 1.0) * r
+    v = ad * (ad * (s * r)) if small else delta * (ad * s - delta)
+    g = d * inv_s if small else sign(d) * delta * inv_s
+    return v, g / n
+
+
+@elementwise(heavy=True, torch=_OPS + "pseudo_huber", single=_pseudo_huber_single)
 def pseudo_huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
     # the declaration's forms: below |d| = delta through m = |d| / delta, above through
     # q = delta / |d| (NaN takes the second branch, which keeps it)
