@@ -42,7 +42,25 @@ def mae(p: float, t: float, n: float) -> tuple[float, float]:
     return abs(d), sign(d) / n
 
 
-@elementwise(torch=_OPS + "huber")
+_TINY_DELTA = 2.0**-1000  # 1 / delta stays finite above; below, only d = 0 is inside
+
+
+def _huber_single(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
+    # huber's results on float32 operands with the divisions by delta and n as products by
+    # reciprocals formed once per call (fenced: fast-math would fold them back into divisions
+    # per element); a float32 |d| < delta below 2**-1000 is 0, which any finite factor keeps
+    d = p - t
+    a = abs(d)
+    inside = a < delta
+    dl = max(delta, _TINY_DELTA)
+    half_inv = vmath.fence(0.5 / dl)
+    g_inside = vmath.fence(1.0 / (dl * n))
+    inv_n = vmath.fence(1.0 / n)
+    return ((d * d * half_inv if inside else a - delta / 2.0),
+            (d * g_inside if inside else sign(d) * inv_n))
+
+
+@elementwise(torch=_OPS + "huber", single=_huber_single)
 def huber(p: float, t: float, n: float, delta: float) -> tuple[float, float]:
     # delta = 0 is the mae: nothing is inside, |d| - 0 is |d|
     d = p - t
