@@ -65,6 +65,9 @@ class Elementwise:
     scales: Scales | None = None
     #: the all-float32 term (see the module docstring), or None: ``term`` serves float32 too
     single: Callable[..., tuple[float, float]] | None = None
+    #: the float64 copy may contract multiply-adds (see :mod:`.skeleton`): ``term`` decides
+    #: nothing on a rounded product, so a fused one changes its results by ulps only
+    contract: bool = False
 
     def run(self, decl: Any, p: np.ndarray, t: np.ndarray, params: tuple[float, ...],
             check: bool, parallel: bool) -> Result:
@@ -95,14 +98,15 @@ Kernel = Elementwise | Special
 
 def elementwise(*, heavy: bool = False, torch: str | Callable[..., Result] | None = None,
                 deriv_ulps: int = 2, scales: Scales | None = None,
-                single: Callable[..., Any] | None = None,
+                single: Callable[..., Any] | None = None, contract: bool = False,
                 ) -> Callable[[Callable[..., Any]], Elementwise]:
     """Decorate a scalar term: the result is the :class:`Elementwise` kernel a declaration
-    names (``kernel="mymodule:my_term"``); ``single``, the optional all-float32 term."""
+    names (``kernel="mymodule:my_term"``); ``single``, the optional all-float32 term;
+    ``contract``, fused multiply-adds in the float64 copy too."""
 
     def wrap(term: Callable[..., Any]) -> Elementwise:
         return Elementwise(term, heavy=heavy, torch=torch, deriv_ulps=deriv_ulps, scales=scales,
-                           single=single)
+                           single=single, contract=contract)
 
     return wrap
 

@@ -126,7 +126,8 @@ def _cross_entropy_single(p: float, t: float, n: float, eps: float) -> tuple[flo
     return (p if p != p else v), (gi if (p == p and t == t) else math.nan)
 
 
-@elementwise(heavy=True, torch=_OPS + "cross_entropy", single=_cross_entropy_single)
+@elementwise(heavy=True, torch=_OPS + "cross_entropy", single=_cross_entropy_single,
+             contract=True)
 def cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
     # derivative -t / p / n strictly inside (eps < p and eps < 1 - p), else 0; NaN in, NaN out
     hi = 1.0 - eps
@@ -169,7 +170,7 @@ def _poisson_single(p: float, t: float, n: float) -> tuple[float, float]:
 
 
 @elementwise(heavy=True, torch=_OPS + "poisson", deriv_ulps=3, scales=_poisson_scales,
-             single=_poisson_single)
+             single=_poisson_single, contract=True)
 def poisson(p: float, t: float, n: float) -> tuple[float, float]:
     # the derivative as the spec forms it: expm1(x) - (t - 1) for 1/2 <= t <= 2
     e = vmath.exp(p)
@@ -211,7 +212,8 @@ def _log_cosh_single(p: float, t: float, n: float) -> tuple[float, float]:
     return (d, d) if d != d else (val, th * (1.0 / n))
 
 
-@elementwise(heavy=True, torch=_OPS + "log_cosh", deriv_ulps=8, single=_log_cosh_single)
+@elementwise(heavy=True, torch=_OPS + "log_cosh", deriv_ulps=8, single=_log_cosh_single,
+             contract=True)
 def log_cosh(p: float, t: float, n: float) -> tuple[float, float]:
     """``(log(cosh(d)), tanh(d) / n)`` from ONE ``expm1`` and ONE ``log1p``.
 
@@ -269,7 +271,7 @@ def _binary_cross_entropy_single(p: float, t: float, n: float,
 
 
 @elementwise(heavy=True, torch=_OPS + "binary_cross_entropy",
-             single=_binary_cross_entropy_single)
+             single=_binary_cross_entropy_single, contract=True)
 def binary_cross_entropy(p: float, t: float, n: float, eps: float) -> tuple[float, float]:
     # derivative (p - t) / (p (1 - p)) / n strictly inside (as cross_entropy), else 0
     hi = 1.0 - eps
