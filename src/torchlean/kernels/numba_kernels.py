@@ -375,20 +375,21 @@ def cross_entropy_logits(z, t, g, n, narrow):  # type: ignore[no-untyped-def]
         for b in prange(nb):
             parts[b] = _short_rows(z, t, g, b * per, min(b * per + per, rows), n, narrow)
         return pairwise(parts)
-    # blocks of about LONG_BLOCK elements: a block allocates its buffers once
-    per = max(1, LONG_BLOCK // cols)
-    nb = (rows + per - 1) // per
-    parts = np.zeros(nb)
     if cols <= MID:
-        # smaller blocks: the two float64 buffers of a block stay in the L1 cache
+        # blocks of about 2 CHUNK elements: the two float64 buffers of a block stay in the L1
+        # cache
         per = max(1, 2 * CHUNK // cols)
         nb = (rows + per - 1) // per
         parts = np.zeros(nb)
         for b in prange(nb):
             parts[b] = _mid_rows(z, t, g, b * per, min(b * per + per, rows), n)
-    else:
-        for b in prange(nb):
-            parts[b] = _long_rows(z, t, g, b * per, min(b * per + per, rows), n)
+        return pairwise(parts)
+    # blocks of about LONG_BLOCK elements: a block allocates its buffers once
+    per = max(1, LONG_BLOCK // cols)
+    nb = (rows + per - 1) // per
+    parts = np.zeros(nb)
+    for b in prange(nb):
+        parts[b] = _long_rows(z, t, g, b * per, min(b * per + per, rows), n)
     return pairwise(parts)
 
 
