@@ -17,7 +17,6 @@ numba = pytest.importorskip("numba")
 
 from torchlean.kernels import vmath  # noqa: E402
 
-mpmath.mp.dps = 50
 ULP = 2.0**-52
 _HALF_LN2 = math.log(2) / 2
 
@@ -38,6 +37,13 @@ def _run(x: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def
         w = y * 3.0
         r = 1.0 / (d * w)
         out[3, i] = vmath.log_from_split(e, f, w * r)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fifty_digits() -> Any:
+    # 50 digits for this module's references only: mpmath's precision is global
+    with mpmath.workdps(50):
+        yield
 
 
 @pytest.fixture(scope="module")
