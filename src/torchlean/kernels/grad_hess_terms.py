@@ -120,17 +120,9 @@ def quantile(p: float, t: float, alpha: float) -> tuple[float, float]:
 
 
 def _poisson_log_single(s: float, y: float) -> tuple[float, float]:
-    # e**s = c (1 + q): e - y as c q + (c - y), accurate where it cancels (y = 1 included)
-    # without poisson_log's two forms; c stays normal only for |s| <= 700, where float32
-    # operands are enough for the results to round like the unclamped ones; beyond, exp's
-    # own 0 and infinity
-    c, q = vmath.exp_split(s)
-    cq = c * q
-    e = cq + c
-    g = cq + (c - y)
-    e = math.inf if s > vmath.EXP_OVERFLOW else e
-    e = 0.0 if s < vmath.EXP_UNDERFLOW else e
-    g = (e - y) if abs(s) > 700.0 else g
+    # e - y from one unscaled split, accurate where it cancels (y = 1 included) without
+    # poisson_log's two forms (vmath.exp_minus, for float32 operands)
+    e, g = vmath.exp_minus(s, y)
     h = y if y != y else e
     return (s, s) if s != s else (g, h)
 

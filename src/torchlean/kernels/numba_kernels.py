@@ -35,12 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
 from numba import njit, prange
-from numba import types as nbtypes
-from numba.extending import intrinsic
 
 from torchlean.kernels import vmath
+from torchlean.kernels.vmath import _bits, _float  # the IEEE bit casts
 
 CHUNK = 1024
 JIT = {"parallel": True, "fastmath": {"reassoc"}, "cache": True, "nogil": True,
@@ -198,20 +196,6 @@ MID = 160
 _SIGN_OFF = 0x7FFFFFFFFFFFFFFF
 
 
-@intrinsic
-def _bits(typingctx, x):  # type: ignore[no-untyped-def]
-    """The IEEE bits of a float64 as an int64."""
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.IntType(64))
-    return nbtypes.int64(nbtypes.float64), codegen
-
-
-@intrinsic
-def _float(typingctx, b):  # type: ignore[no-untyped-def]
-    """The float64 with IEEE bits ``b``."""
-    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
-        return builder.bitcast(args[0], ir.DoubleType())
-    return nbtypes.float64(nbtypes.int64), codegen
 
 
 @njit(inline="always", error_model="numpy")

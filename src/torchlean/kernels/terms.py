@@ -155,16 +155,9 @@ def _poisson_scales(p: np.ndarray, t: np.ndarray,
 
 
 def _poisson_single(p: float, t: float, n: float) -> tuple[float, float]:
-    # e**p = c (1 + q) (c a power of two): e**p - t as c q + (c - t), accurate where it cancels
-    # (c - t exact for t within a factor 2 of c) without the spec's second form; one range
-    # reduction, no division. c is normal for |p| <= 700; beyond, exp's own 0 and infinity.
-    c, q = vmath.exp_split(p)
-    cq = c * q
-    e = cq + c
-    g = cq + (c - t)
-    e = math.inf if p > vmath.EXP_OVERFLOW else e
-    e = 0.0 if p < vmath.EXP_UNDERFLOW else e
-    g = (e - t) if abs(p) > 700.0 else g
+    # e**p - t from one unscaled split, accurate where it cancels, without the spec's second
+    # form and with no division (vmath.exp_minus, for float32 operands)
+    e, g = vmath.exp_minus(p, t)
     g = p if p != p else g
     return e - t * p, g * (1.0 / n)
 

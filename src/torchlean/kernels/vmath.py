@@ -44,8 +44,8 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = ["EXP_OVERFLOW", "EXP_UNDERFLOW", "atanh2_short", "atanh2_small", "exp", "exp_expm1",
-           "exp_split", "exp_split_short", "expm1", "fence", "log", "log1p", "log_from_split",
-           "log_split"]
+           "exp_minus", "exp_split", "exp_split_short", "expm1", "fence", "log", "log1p",
+           "log_from_split", "log_split"]
 
 _LN2_HI = 0.6931471805598903  # ln 2 to 42 fraction bits: k * _LN2_HI is exact for |k| < 2**11
 _LN2_LO = 5.497923018708371e-14  # ln 2 - _LN2_HI
@@ -209,6 +209,23 @@ def exp_split(x: float) -> tuple[float, float]:
     xc = min(max(x, -700.0), 700.0)
     kf, r = _reduce(xc)
     return _pow2(int(kf)), _expm1_reduced(r)
+
+
+@njit(inline="always", error_model="numpy")
+def exp_minus(x: float, y: float) -> tuple[float, float]:
+    """``(e**x, e**x - y)`` from :func:`exp_split`, the difference as ``c q + (c - y)``:
+    accurate relative to itself where it cancels, with no select between forms and no
+    division. Meant for results rounded to float32 (products with float32 numbers included):
+    beyond ``|x| = 700``, where ``c`` would leave the normal range, ``e**x`` is exp's own 0 or
+    infinity there and the difference ``e**x - y``; NaN is the caller's to select."""
+    c, q = exp_split(x)
+    cq = c * q
+    e = cq + c
+    d = cq + (c - y)
+    e = _INF if x > _EXP_MAX else e
+    e = 0.0 if x < _EXP_MIN else e
+    d = (e - y) if abs(x) > 700.0 else d
+    return e, d
 
 
 # q(r) as above, the degree-8 interpolant: e**r - 1 within 13 ulps (2**-48) of itself
