@@ -137,9 +137,8 @@ def _finish(value: float, g: np.ndarray, dtype: np.dtype) -> tuple[Any, Any]:
 
 def _numba(parallel: bool) -> Any:
     """The slice and whole losses' compiled kernels: the pool's or their twins."""
-    from torchlean.kernels import _kernels, kernel_set
-
-    return kernel_set(_kernels(), parallel)
+    kernels = _KERNELS or _load_kernels()
+    return kernels.kernel_set(kernels._kernels(), parallel)
 
 
 def elementwise(kern: Any, decl: Any, p: np.ndarray, t: np.ndarray, params: tuple[float, ...],
@@ -288,7 +287,7 @@ class Plan:
     domain, kernels switched off), which :func:`value_and_deriv` and the spec then handle."""
 
     __slots__ = ("check", "decl", "kern", "loops", "loops32", "mean", "params", "serial32",
-                 "serial64")
+                 "serial64", "special")
 
     def __init__(self, decl: Any, kern: Any, kwargs: dict[str, Any]) -> None:
         from torchlean.kernels.kernel import Elementwise
@@ -303,8 +302,12 @@ class Plan:
             else (SERIAL_BELOW_BYTES // 4, SERIAL_BELOW_BYTES // 8)
             if isinstance(kern, Elementwise) else (SERIAL_BELOW,) * 2)
         self.mean = decl.reduction == "mean"
-        self.loops = self.loops32 = None
-        if isinstance(kern, Elementwise):
+        self.loops = self.loops32 = self.special = None
+        if not isinstance(kern, Elementwise):
+            from torchlean.kernels.kernel import _load
+
+            self.special = _load(kern.numpy)  # resolved once, not per call
+        else:
             dom = decl.domain
             self.loops = build(kern, len(self.params), dom.target_lo, dom.target_hi)
             # float32 operands: the kernel's single term where it has one
@@ -319,7 +322,7 @@ class Plan:
             return None
         parallel = p.size >= (self.serial32 if dtype == _F32 else self.serial64)
         if self.loops is None:
-            out = self.kern.run(self.decl, p, t, self.params, self.check, parallel)
+            out = self.special(p, t, self.params, self.check, parallel)
             if out is None:
                 return None
             value, g = out
